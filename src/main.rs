@@ -1,0 +1,60 @@
+//! grace: a minimal PID 1 for containers. See README.md.
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod cli;
+mod error;
+mod procs;
+mod reap;
+mod signals;
+mod spawn;
+mod supervisor;
+mod sys;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use cli::Cli;
+
+fn main() -> ExitCode {
+    let config = match cli::parse(std::env::args_os().skip(1), |k| std::env::var_os(k)) {
+        Ok(Cli::Run(config)) => config,
+        Ok(Cli::Help) => return print(cli::HELP),
+        Ok(Cli::Version) => return print(&format!("grace {}\n", env!("CARGO_PKG_VERSION"))),
+        Err(e) => return fail(e),
+    };
+    init_logging(config.verbosity);
+    match supervisor::run(&config) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => fail(e),
+    }
+}
+
+/// Logs go to stderr only (stdout is the program's), without timestamps (runtimes add them).
+/// GRACE_LOG, not RUST_LOG: that one belongs to the program. `-v` and `-vv` win over it.
+fn init_logging(verbosity: u8) {
+    let mut builder = env_logger::Builder::new();
+    builder
+        .filter_level(log::LevelFilter::Warn)
+        .parse_env(env_logger::Env::new().filter("GRACE_LOG"))
+        .format(|buf, rec| writeln!(buf, "[grace {}] {}", rec.level(), rec.args()));
+    match verbosity {
+        0 => {}
+        1 => _ = builder.filter_level(log::LevelFilter::Info),
+        2 => _ = builder.filter_level(log::LevelFilter::Debug),
+        _ => _ = builder.filter_level(log::LevelFilter::Trace),
+    }
+    builder.init();
+}
+
+fn print(text: &str) -> ExitCode {
+    _ = std::io::stdout().write_all(text.as_bytes());
+    ExitCode::SUCCESS
+}
+
+/// Fatal errors bypass the logger, so no log filter can hide why a container died.
+fn fail(e: error::Error) -> ExitCode {
+    eprintln!("grace: {e}");
+    ExitCode::from(e.exit_code())
+}

@@ -1,0 +1,39 @@
+//! Starting the program (and the pre-stop hook).
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::unistd::{getpgrp, isatty, tcgetpgrp, Pid};
+
+use crate::error::Error;
+use crate::sys;
+
+/// Starts `program` in a process group of its own, with default signal dispositions and an empty
+/// signal mask. It inherits stdin/stdout/stderr, the environment and every descriptor grace
+/// inherited (socket activation); descriptors grace opened itself are close-on-exec.
+///
+/// With `take_terminal`, the program's group becomes the terminal's foreground group, so the
+/// terminal driver's Ctrl-C and Ctrl-Z reach it directly.
+///
+/// Exec failures come back here, not as an exit of the child: std reports the child's exec
+/// errno through a close-on-exec pipe, so "not found" and "not executable" become 127 and 126.
+pub fn spawn(program: &OsString, args: &[OsString], take_terminal: bool) -> Result<Pid, Error> {
+    let mut cmd = Command::new(program);
+    cmd.args(args).process_group(0);
+    sys::before_exec(&mut cmd, take_terminal);
+    let child = cmd.spawn().map_err(|source| Error::Spawn {
+        program: program.clone(),
+        source,
+    })?;
+    // Dropping `child` neither waits nor kills: reap.rs owns the wait.
+    Ok(Pid::from_raw(child.id() as i32))
+}
+
+/// Whether the program should get the terminal: stdin is one, and grace is in its foreground
+/// group. A grace started in the background (`grace app &` in a shell) must not steal it.
+pub fn should_take_terminal() -> bool {
+    let stdin = io::stdin();
+    isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).ok() == Some(getpgrp())
+}
