@@ -530,9 +530,7 @@ impl Timeline {
             log::info!("exiting with {status}; {} reaped in all", self.reaped);
             return;
         };
-        let ms = |a: Instant, b: Option<Instant>| {
-            b.map(|b| format!("{:?}", b.saturating_duration_since(a)))
-        };
+        let ms = |a: Instant, b: Option<Instant>| b.map(|b| secs(b.saturating_duration_since(a)));
         let mut parts = vec![format!("stopped by {sig}")];
         if let Some(hook) = ms(start, self.hook_end) {
             let code = self
