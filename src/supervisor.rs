@@ -244,6 +244,16 @@ pub fn run(config: &Config) -> Result<u8, Error> {
     Ok(mapped)
 }
 
+/// The exit code grace reports: `code`, or 0 when it is one the user declared a success (a JVM's
+/// 143 after SIGTERM, say).
+pub fn reported(code: u8, success_exits: &[u8]) -> u8 {
+    if success_exits.contains(&code) {
+        0
+    } else {
+        code
+    }
+}
+
 /// Orphans go to the namespace's init or to the nearest PR_SET_CHILD_SUBREAPER ancestor. As
 /// PID 1 we are the former; otherwise we make ourselves the latter, so orphans of the program
 /// still come to us to be reaped and counted in the cascade.

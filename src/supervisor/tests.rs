@@ -436,3 +436,13 @@ fn only_hooking_stopping_and_draining_have_deadlines() {
         Some(t0)
     );
 }
+
+#[test]
+fn success_exits_map_to_0_and_every_other_code_passes_for_all_256() {
+    for code in 0..=255u8 {
+        assert_eq!(reported(code, &[]), code);
+        assert_eq!(reported(code, &[code]), 0);
+        assert_eq!(reported(code, &[code.wrapping_add(1)]), code);
+        assert_eq!(reported(code, &[7, code, 9]), 0);
+    }
+}
