@@ -235,11 +235,7 @@ pub fn run(config: &Config) -> Result<u8, Error> {
     // (catatonit's rule). Trouble is logged and supervision goes on.
     let mut supervisor = Supervisor::new(config, main);
     let code = supervisor.supervise(&signals);
-    let mapped = if config.success_exits.contains(&code) {
-        0
-    } else {
-        code
-    };
+    let mapped = reported(code, &config.success_exits);
     supervisor.timeline.log_summary(code, mapped);
     Ok(mapped)
 }
