@@ -70,9 +70,8 @@ fn a_program_exiting_by_itself_drains_its_daemons_too() {
 fn a_leftover_ignoring_sigterm_is_killed_when_the_drain_ends() {
     need_namespaces!();
     for mode in [Mode::Init, Mode::Child] {
-        let script = "(trap '' TERM; exec sleep 1000) & echo ready; exit 3";
         let started = Instant::now();
-        let out = grace(mode, &["--drain", "1", "sh", "-c", script]).output();
+        let out = grace(mode, &["--drain", "1", &fixture("stubborn_child.sh"), "3"]).output();
         let took = started.elapsed();
         assert_eq!(out.code, 3, "{}", out.stderr);
         assert!(
@@ -97,8 +96,11 @@ fn a_leftover_ignoring_sigterm_is_killed_when_the_drain_ends() {
 #[test]
 fn zero_drain_kills_leftovers_at_once() {
     need_namespaces!();
-    let script = "(trap '' TERM; exec sleep 1000) & exit 0";
-    let out = grace(Mode::Init, &["--drain", "0", "sh", "-c", script]).output();
+    let out = grace(
+        Mode::Init,
+        &["--drain", "0", &fixture("stubborn_child.sh"), "0"],
+    )
+    .output();
     assert_eq!(out.code, 0);
     assert!(out.elapsed < Duration::from_secs(5), "{:?}", out.elapsed);
     assert!(out.stderr.contains("SIGKILL"), "{}", out.stderr);
@@ -109,7 +111,8 @@ fn the_grace_deadline_also_cuts_the_drain_short() {
     need_namespaces!();
     // Program stops at once on TERM, its child ignores TERM; drain 60s, grace 1s: killed at ~1s.
     let script = format!(
-        "(trap '' TERM; exec sleep 1000) & exec {} main",
+        "{} 0; exec {} main",
+        fixture("stubborn_child.sh"),
         fixture("trap.sh")
     );
     let g = grace(

@@ -189,8 +189,11 @@ fn help_and_version_go_to_stdout_and_exit_0() {
 #[test]
 fn leftovers_killed_after_the_program_exited_do_not_change_its_code() {
     need_namespaces!();
-    let script = "trap '' TERM; (trap '' TERM; exec sleep 1000) & echo ready; exit 7";
-    let out = grace(Mode::Init, &["--drain", "200ms", "sh", "-c", script]).output();
+    let out = grace(
+        Mode::Init,
+        &["--drain", "200ms", &fixture("stubborn_child.sh"), "7"],
+    )
+    .output();
     assert_eq!(out.code, 7, "{}", out.stderr);
     assert!(out.stderr.contains("drain time over"), "{}", out.stderr);
 }
