@@ -11,6 +11,7 @@ mod signals;
 mod spawn;
 mod supervisor;
 mod sys;
+mod terminal;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -14,6 +14,8 @@ pub struct Reaped {
     pub main: Option<u8>,
     /// The pre-stop hook's exit code, if it was among the reaped.
     pub hook: Option<u8>,
+    /// The signal that stopped the main program (job control), if it was reported stopped.
+    pub main_stopped: Option<i32>,
     /// How many children were reaped in all (tracked ones included).
     pub count: usize,
     /// False once `waitpid` says ECHILD: grace has no child left. Since orphans are re-parented
@@ -23,7 +25,8 @@ pub struct Reaped {
 }
 
 /// Standard signals don't queue: one SIGCHLD may stand for many exits, so drain
-/// `waitpid(-1, WNOHANG)` until it reports nothing ready or ECHILD.
+/// `waitpid(-1, WNOHANG)` until it reports nothing ready or ECHILD. Stops are reported too
+/// (WUNTRACED), for the main program's job control; a stopped process is not reaped.
 pub fn reap_all(main: Option<Pid>, hook: Option<Pid>) -> io::Result<Reaped> {
     let mut reaped = Reaped {
         children_left: true,
@@ -31,6 +34,11 @@ pub fn reap_all(main: Option<Pid>, hook: Option<Pid>) -> io::Result<Reaped> {
     };
     loop {
         match sys::wait_any() {
+            Ok(Some((pid, status))) if libc::WIFSTOPPED(status) => {
+                if Some(Pid::from_raw(pid)) == main {
+                    reaped.main_stopped = Some(libc::WSTOPSIG(status));
+                }
+            }
             Ok(Some((pid, status))) => {
                 reaped.count += 1;
                 let pid = Pid::from_raw(pid);

@@ -1,11 +1,10 @@
 //! Starting the program (and the pre-stop hook).
 
 use std::ffi::OsString;
-use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
-use nix::unistd::{getpgrp, isatty, tcgetpgrp, Pid};
+use nix::unistd::Pid;
 
 use crate::error::Error;
 use crate::sys;
@@ -29,11 +28,4 @@ pub fn spawn(program: &OsString, args: &[OsString], take_terminal: bool) -> Resu
     })?;
     // Dropping `child` neither waits nor kills: reap.rs owns the wait.
     Ok(Pid::from_raw(child.id() as i32))
-}
-
-/// Whether the program should get the terminal: stdin is one, and grace is in its foreground
-/// group. A grace started in the background (`grace app &` in a shell) must not steal it.
-pub fn should_take_terminal() -> bool {
-    let stdin = io::stdin();
-    isatty(&stdin).unwrap_or(false) && tcgetpgrp(&stdin).ok() == Some(getpgrp())
 }

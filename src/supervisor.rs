@@ -23,6 +23,7 @@ use crate::reap::{self, Reaped};
 use crate::signals::{self, Sig};
 use crate::spawn;
 use crate::sys;
+use crate::terminal::Terminal;
 
 /// The fixed rules `step` applies.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -220,21 +221,24 @@ pub fn run(config: &Config) -> Result<u8, Error> {
     if let Some(sig) = config.pdeathsig {
         watch_parent(sig)?;
     }
-    let take_terminal = spawn::should_take_terminal();
-    let main = spawn::spawn(&config.program, &config.args, take_terminal)?;
+    let terminal = Terminal::claim();
+    let main = spawn::spawn(&config.program, &config.args, terminal.is_some())?;
+    let foreground = if terminal.is_some() {
+        " in the terminal's foreground"
+    } else {
+        ""
+    };
     log::info!(
-        "started '{}' as pid {main}{}",
-        config.program.to_string_lossy(),
-        if take_terminal {
-            " in the terminal's foreground"
-        } else {
-            ""
-        }
+        "started '{}' as pid {main}{foreground}",
+        config.program.to_string_lossy()
     );
     // From here on grace must not fail: a PID 1 that dies takes the container with it
     // (catatonit's rule). Trouble is logged and supervision goes on.
-    let mut supervisor = Supervisor::new(config, main);
+    let mut supervisor = Supervisor::new(config, main, terminal);
     let code = supervisor.supervise(&signals);
+    if let Some(terminal) = &supervisor.terminal {
+        terminal.restore();
+    }
     let mapped = reported(code, &config.success_exits);
     supervisor.timeline.log_summary(code, mapped);
     Ok(mapped)
@@ -297,11 +301,13 @@ struct Supervisor {
     hook: Option<Pid>,
     hook_argv: Option<Vec<OsString>>,
     group: bool,
+    /// Set when the program runs in the terminal's foreground.
+    terminal: Option<Terminal>,
     timeline: Timeline,
 }
 
 impl Supervisor {
-    fn new(config: &Config, main: Pid) -> Supervisor {
+    fn new(config: &Config, main: Pid, terminal: Option<Terminal>) -> Supervisor {
         let policy = Policy {
             grace: config.grace,
             drain: config.drain,
@@ -316,6 +322,7 @@ impl Supervisor {
             hook: None,
             hook_argv: config.pre_stop.clone(),
             group: config.group,
+            terminal,
             timeline: Timeline::default(),
         }
     }
@@ -374,9 +381,13 @@ impl Supervisor {
         let Reaped {
             main,
             hook,
+            main_stopped,
             children_left,
             ..
         } = reaped;
+        if let (Some(sig), None) = (main_stopped, main) {
+            self.on_program_stopped(Sig(sig));
+        }
         self.timeline.reaped += reaped.count;
         if let Some(code) = hook {
             log::info!("pre-stop hook exited with {code}");
@@ -446,6 +457,36 @@ impl Supervisor {
                 self.timeline.killed = others.len();
                 procs::signal_others(Sig::KILL, &others);
             }
+        }
+    }
+
+    /// The program was stopped. A stop by SIGSTOP was meant: SIGCONT (forwarded) resumes it. A
+    /// terminal stop (Ctrl-Z: TSTP; TTIN/TTOU) needs someone above to `fg` the program again:
+    /// - as PID 1 there is nobody, and the program and the container's terminal would stay
+    ///   frozen; run as PID 1 without grace, the program would have ignored the signal (init has
+    ///   no default actions), so grace resumes it at once;
+    /// - under a job-control shell, grace stops along with it, as dumb-init does, so the shell
+    ///   gets the terminal back; its `fg` continues grace, which hands the terminal back to the
+    ///   program and continues it.
+    fn on_program_stopped(&mut self, sig: Sig) {
+        let Some(main) = self.main else { return };
+        let group = -main.as_raw();
+        let terminal_stop = [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&sig.0);
+        if !terminal_stop {
+            log::info!("program stopped by {sig}; SIGCONT resumes it");
+        } else if procs::is_init() {
+            log::info!("program stopped by {sig}; resuming it: no job control above PID 1");
+            _ = sys::send(group, Sig(libc::SIGCONT));
+        } else if let Some(terminal) = &self.terminal {
+            log::info!("program stopped by {sig}; stopping grace too, `fg` resumes both");
+            terminal.reclaim();
+            // SIGSTOP to ourselves stops the whole process (the signal thread too) before kill
+            // returns; we go on from here once the shell sends SIGCONT.
+            _ = sys::send(nix::unistd::getpid().as_raw(), Sig(libc::SIGSTOP));
+            terminal.give_to(main);
+            _ = sys::send(group, Sig(libc::SIGCONT));
+        } else {
+            log::info!("program stopped by {sig}; SIGCONT resumes it");
         }
     }
 

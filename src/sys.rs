@@ -60,12 +60,13 @@ pub fn send(pid: i32, sig: Sig) -> io::Result<()> {
     }
 }
 
-/// One non-blocking `waitpid(-1, WNOHANG)`: `Ok(Some((pid, raw_status)))` for a reaped child,
-/// `Ok(None)` when children remain but none has exited. ECHILD comes back as an error.
+/// One non-blocking `waitpid(-1, WNOHANG | WUNTRACED)`: `Ok(Some((pid, raw_status)))` for a
+/// reaped (or stopped) child, `Ok(None)` when children remain but none has changed state.
+/// ECHILD comes back as an error.
 pub fn wait_any() -> io::Result<Option<(i32, i32)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: `status` is a valid, writable c_int for the duration of the call.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::WUNTRACED) };
     match pid {
         0 => Ok(None),
         p if p > 0 => Ok(Some((p, status))),
