@@ -40,7 +40,16 @@ fn top_level_image_holds_only_a_static_grace() {
     let grace = s.grace_image();
     let files = s.files_in(&grace);
     assert_eq!(files, ["grace"], "the final stage holds /grace alone");
-    let out = docker(&["run", "--rm", "--entrypoint", "/grace", &grace, "--version"]);
+    let out = docker(&[
+        "run",
+        "--rm",
+        "--label",
+        LABEL,
+        "--entrypoint",
+        "/grace",
+        &grace,
+        "--version",
+    ]);
     assert!(stdout(&out).starts_with("grace "), "{}", stdout(&out));
     // With no CMD, `/grace --` has no program: a usage error, exit 2 (grace --help).
     let out = docker_unchecked(&["run", "--rm", "--label", LABEL, &grace]);
@@ -440,7 +449,10 @@ fn deregisters_before_it_stops_serving(s: &mut Scope, service_env: &[&str]) -> (
     });
     let took = stop(&c, 10);
     let seen = poller.join().unwrap();
-    println!("scenario C: docker stop took {took:.2?}; (listed, answers) seen: {seen:?}");
+    println!(
+        "scenario C: docker stop took {took:.2?}; (listed, answers) seen: {}",
+        runs(&seen)
+    );
     assert_eq!(exit_code(&c), 0);
     assert_eq!(
         seen.last(),
@@ -480,6 +492,19 @@ fn children_of_pid_1(container: &str) -> (usize, usize) {
         }
     }
     (living, zombies)
+}
+
+/// "(true, true) x1, (false, true) x29, (false, false) x1": a sequence as runs of equal items.
+fn runs<T: PartialEq + std::fmt::Debug>(items: &[T]) -> String {
+    let mut runs: Vec<(&T, usize)> = Vec::new();
+    for item in items {
+        match runs.last_mut() {
+            Some((last, n)) if *last == item => *n += 1,
+            _ => runs.push((item, 1)),
+        }
+    }
+    let runs: Vec<String> = runs.iter().map(|(t, n)| format!("{t:?} x{n}")).collect();
+    runs.join(", ")
 }
 
 fn assert_in_order(logs: &str, needles: &[&str]) {
