@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use lexopt::prelude::*;
 
+use crate::compat::Personality;
 use crate::error::Error;
 use crate::signals::Sig;
 
@@ -49,6 +50,12 @@ executable, 127 program not found, 1 other start-up failure.
 pub enum Cli {
     Help,
     Version,
+    /// Print and exit without running anything (a personality's help, version, usage error).
+    Exit {
+        stdout: String,
+        stderr: String,
+        code: u8,
+    },
     Run(Config),
 }
 
@@ -69,6 +76,12 @@ pub struct Config {
     pub rewrites: Vec<(Sig, Option<Sig>)>,
     pub success_exits: Vec<u8>,
     pub pdeathsig: Option<Sig>,
+    /// Whose command line this was: decides how start-up failures are reported.
+    pub personality: Personality,
+    /// Log every reaped orphan as a warning (tini's -w).
+    pub warn_on_reap: bool,
+    /// After forwarding SIGTSTP, stop grace too when not PID 1 (dumb-init's job control).
+    pub suspend_on_tstp: bool,
 }
 
 impl Default for Config {
@@ -85,6 +98,9 @@ impl Default for Config {
             rewrites: Vec::new(),
             success_exits: Vec::new(),
             pdeathsig: None,
+            personality: Personality::Grace,
+            warn_on_reap: false,
+            suspend_on_tstp: false,
         }
     }
 }
@@ -95,8 +111,7 @@ where
     I: IntoIterator,
     I::Item: Into<OsString>,
 {
-    let mut cfg = Config::default();
-    from_env(&mut cfg, env)?;
+    let mut cfg = defaults(env)?;
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
         match arg {
@@ -129,7 +144,14 @@ where
     Err(Error::Usage("missing PROGRAM to run".into()))
 }
 
-/// Applies the GRACE_* variables that are set. An empty variable counts as unset.
+/// The defaults, with the GRACE_* variables that are set applied. An empty variable counts as
+/// unset. Every personality starts from these, so GRACE_TIMEOUT works under `docker-init` too.
+pub fn defaults(env: impl Fn(&str) -> Option<OsString>) -> Result<Config, Error> {
+    let mut cfg = Config::default();
+    from_env(&mut cfg, env)?;
+    Ok(cfg)
+}
+
 fn from_env(cfg: &mut Config, env: impl Fn(&str) -> Option<OsString>) -> Result<(), Error> {
     let get = |name: &str| env(name).filter(|v| !v.is_empty());
     if let Some(v) = get("GRACE_TIMEOUT") {
@@ -169,7 +191,7 @@ fn value<T>(
     check(what, &raw, parse)
 }
 
-fn check<T>(
+pub fn check<T>(
     what: &str,
     raw: &OsStr,
     parse: impl Fn(&str) -> Result<T, String>,
@@ -213,11 +235,11 @@ fn boolean(s: &str) -> Result<bool, String> {
     }
 }
 
-fn signal(s: &str) -> Result<Sig, String> {
+pub fn signal(s: &str) -> Result<Sig, String> {
     s.parse()
 }
 
-fn exit_code(s: &str) -> Result<u8, String> {
+pub fn exit_code(s: &str) -> Result<u8, String> {
     s.parse()
         .map_err(|_| "expected an exit code from 0 to 255".into())
 }

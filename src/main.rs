@@ -4,6 +4,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod cli;
+mod compat;
 mod error;
 mod procs;
 mod reap;
@@ -17,18 +18,26 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use cli::Cli;
+use compat::Personality;
 
 fn main() -> ExitCode {
-    let config = match cli::parse(std::env::args_os().skip(1), |k| std::env::var_os(k)) {
+    let mut args = std::env::args_os();
+    let personality = Personality::from_argv0(&args.next().unwrap_or_default());
+    let config = match compat::parse(personality, args, |k| std::env::var_os(k)) {
         Ok(Cli::Run(config)) => config,
-        Ok(Cli::Help) => return print(cli::HELP),
-        Ok(Cli::Version) => return print(&format!("grace {}\n", env!("CARGO_PKG_VERSION"))),
-        Err(e) => return fail(e),
+        Ok(Cli::Help) => return print(cli::HELP, "", 0),
+        Ok(Cli::Version) => return print(&format!("grace {}\n", env!("CARGO_PKG_VERSION")), "", 0),
+        Ok(Cli::Exit {
+            stdout,
+            stderr,
+            code,
+        }) => return print(&stdout, &stderr, code),
+        Err(e) => return fail(personality, e),
     };
     init_logging(config.verbosity);
     match supervisor::run(&config) {
         Ok(code) => ExitCode::from(code),
-        Err(e) => fail(e),
+        Err(e) => fail(personality, e),
     }
 }
 
@@ -49,13 +58,15 @@ fn init_logging(verbosity: u8) {
     builder.init();
 }
 
-fn print(text: &str) -> ExitCode {
-    _ = std::io::stdout().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+fn print(stdout: &str, stderr: &str, code: u8) -> ExitCode {
+    _ = std::io::stdout().write_all(stdout.as_bytes());
+    _ = std::io::stderr().write_all(stderr.as_bytes());
+    ExitCode::from(code)
 }
 
 /// Fatal errors bypass the logger, so no log filter can hide why a container died.
-fn fail(e: error::Error) -> ExitCode {
-    eprintln!("grace: {e}");
-    ExitCode::from(e.exit_code())
+fn fail(personality: Personality, e: error::Error) -> ExitCode {
+    let (line, code) = personality.report(&e);
+    eprintln!("{line}");
+    ExitCode::from(code)
 }

@@ -27,7 +27,13 @@ pub struct Reaped {
 /// Standard signals don't queue: one SIGCHLD may stand for many exits, so drain
 /// `waitpid(-1, WNOHANG)` until it reports nothing ready or ECHILD. Stops are reported too
 /// (WUNTRACED), for the main program's job control; a stopped process is not reaped.
-pub fn reap_all(main: Option<Pid>, hook: Option<Pid>) -> io::Result<Reaped> {
+/// With `warn`, every reaped orphan is logged as a warning (tini's -w), else at debug level.
+pub fn reap_all(main: Option<Pid>, hook: Option<Pid>, warn: bool) -> io::Result<Reaped> {
+    let level = if warn {
+        log::Level::Warn
+    } else {
+        log::Level::Debug
+    };
     let mut reaped = Reaped {
         children_left: true,
         ..Reaped::default()
@@ -47,7 +53,7 @@ pub fn reap_all(main: Option<Pid>, hook: Option<Pid>) -> io::Result<Reaped> {
                 } else if Some(pid) == hook {
                     reaped.hook = exit_code(status);
                 } else {
-                    log::debug!("reaped pid {pid} ({})", describe(status));
+                    log::log!(level, "reaped pid {pid} ({})", describe(status));
                 }
             }
             Ok(None) => return Ok(reaped),

@@ -37,6 +37,8 @@ pub struct Policy {
     pub hook_timeout: Duration,
     /// `(from, to)`; `to == None` drops the signal. Later entries win.
     pub rewrites: Vec<(Sig, Option<Sig>)>,
+    /// After forwarding a received SIGTSTP, stop grace too (dumb-init's job control).
+    pub suspend_on_tstp: bool,
 }
 
 impl Policy {
@@ -109,6 +111,8 @@ pub enum Action {
     TermOthers,
     /// SIGKILL every process but grace, the program included.
     KillAll,
+    /// Stop grace itself (SIGSTOP), so a job-control shell above takes the terminal back.
+    SuspendSelf,
 }
 
 /// One transition. Pure: time comes in as `now`, effects go out as actions.
@@ -124,7 +128,13 @@ pub fn step(state: State, event: Event, now: Instant, policy: &Policy) -> (State
 
         (_, Signal(got)) => match policy.rewrite(got) {
             None => (state, vec![]),
-            Some(send) => on_signal(state, got, send, now, policy),
+            Some(send) => {
+                let (next, mut actions) = on_signal(state, got, send, now, policy);
+                if policy.suspend_on_tstp && got.0 == libc::SIGTSTP {
+                    actions.push(SuspendSelf);
+                }
+                (next, actions)
+            }
         },
 
         (Running | Hooking { .. } | Stopping { .. }, MainExited { code, alone: true }) => {
@@ -301,6 +311,7 @@ struct Supervisor {
     hook: Option<Pid>,
     hook_argv: Option<Vec<OsString>>,
     group: bool,
+    warn_on_reap: bool,
     /// Set when the program runs in the terminal's foreground.
     terminal: Option<Terminal>,
     timeline: Timeline,
@@ -314,6 +325,7 @@ impl Supervisor {
             hook: config.pre_stop.is_some(),
             hook_timeout: config.pre_stop_timeout,
             rewrites: config.rewrites.clone(),
+            suspend_on_tstp: config.suspend_on_tstp,
         };
         Supervisor {
             policy,
@@ -322,6 +334,7 @@ impl Supervisor {
             hook: None,
             hook_argv: config.pre_stop.clone(),
             group: config.group,
+            warn_on_reap: config.warn_on_reap,
             terminal,
             timeline: Timeline::default(),
         }
@@ -371,7 +384,7 @@ impl Supervisor {
     }
 
     fn reap(&mut self, events: &mut VecDeque<Event>) {
-        let reaped = match reap::reap_all(self.main, self.hook) {
+        let reaped = match reap::reap_all(self.main, self.hook, self.warn_on_reap) {
             Ok(r) => r,
             Err(e) => {
                 log::warn!("waitpid failed: {e}; will retry on the next SIGCHLD");
@@ -410,6 +423,13 @@ impl Supervisor {
     fn perform(&mut self, action: Action, events: &mut VecDeque<Event>) {
         match action {
             Action::Forward(sig) => self.forward(sig),
+            Action::SuspendSelf if procs::is_init() => {
+                log::debug!("not suspending: PID 1 cannot be stopped from inside its namespace")
+            }
+            Action::SuspendSelf => {
+                log::debug!("suspending grace after SIGTSTP; SIGCONT resumes it");
+                _ = sys::send(nix::unistd::getpid().as_raw(), Sig(libc::SIGSTOP));
+            }
             Action::RunHook => {
                 let argv = self
                     .hook_argv

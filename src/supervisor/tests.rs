@@ -446,3 +446,21 @@ fn success_exits_map_to_0_and_every_other_code_passes_for_all_256() {
         assert_eq!(reported(code, &[7, code, 9]), 0);
     }
 }
+
+#[test]
+fn dumb_init_style_tstp_is_forwarded_then_grace_suspends_itself() {
+    let mut p = policy(None, 3);
+    p.suspend_on_tstp = true;
+    p.rewrites = vec![(Sig(nix::libc::SIGTSTP), Some(Sig(nix::libc::SIGSTOP)))];
+    let got = step(Running, Signal(Sig(nix::libc::SIGTSTP)), Instant::now(), &p);
+    assert_eq!(
+        got,
+        (Running, vec![Forward(Sig(nix::libc::SIGSTOP)), SuspendSelf])
+    );
+    // Without the flag, TSTP is just forwarded.
+    p.suspend_on_tstp = false;
+    assert_eq!(
+        step(Running, Signal(Sig(nix::libc::SIGTSTP)), Instant::now(), &p).1,
+        [Forward(Sig(nix::libc::SIGSTOP))]
+    );
+}

@@ -62,6 +62,7 @@ pub enum Mode {
 }
 
 pub struct Run {
+    binary: String,
     mode: Mode,
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -71,11 +72,33 @@ pub struct Run {
 /// Starts building a run of grace with `args`.
 pub fn grace(mode: Mode, args: &[&str]) -> Run {
     Run {
+        binary: GRACE.into(),
         mode,
         args: args.iter().map(|s| s.to_string()).collect(),
         env: vec![],
         prefix: vec![],
     }
+}
+
+/// Starts building a run of another init (tini, dumb-init, or grace under another name), for
+/// side-by-side comparisons.
+pub fn init(binary: &str, mode: Mode, args: &[&str]) -> Run {
+    Run {
+        binary: binary.into(),
+        ..grace(mode, args)
+    }
+}
+
+/// The grace binary under another name (a symlink in a temp dir), as `tini`, `docker-init` or
+/// `dumb-init`: the name picks the personality.
+pub fn grace_as(name: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("grace-as-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let link = dir.join(name);
+    if !link.exists() {
+        std::os::unix::fs::symlink(GRACE, &link).unwrap();
+    }
+    link.display().to_string()
 }
 
 impl Run {
@@ -98,7 +121,7 @@ impl Run {
             Mode::Child => vec![],
         };
         argv.extend(self.prefix);
-        argv.push(GRACE.into());
+        argv.push(self.binary);
         argv.extend(self.args);
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
