@@ -129,9 +129,10 @@ def markdown(results, names, table):
         "# grace vs tini, tini-static, dumb-init, catatonit",
         "",
         f"Measured {m['date']} by `bench/run` ({results['seconds']} s of measuring) on "
-        f"{m['cores']} cores of {m['cpu']}, Linux {m['kernel']}, Debian {m['debian']}.",
-        f"grace {m['grace_version'].split()[-1]} at {m['grace_commit']} "
-        f"(static musl build, {m['rustc']}); "
+        f"{m['cores']} cores of {m['cpu']}, Linux {m['kernel']}, Debian {m['debian']}; "
+        f"load average {m['loadavg'][0]} at the start.",
+        f"grace {m['grace_version'].split()[-1]} ({m['grace_source']}; static musl build, "
+        f"{m['rustc']}); "
         + ", ".join(f"{p} {v}" for p, v in m["packages"].items()) + " (Debian packages).",
         "",
         "Each init runs as PID 1 of a fresh PID namespace (`unshare --pid --fork --kill-child "
