@@ -45,8 +45,8 @@ pub fn others() -> Vec<Proc> {
     }
 }
 
-/// Sends `sig` to every other process (see the module docs). Returns how many were signalled
-/// where that is known (-1 as PID 1 without /proc). ESRCH means there was nobody: not an error.
+/// Sends `sig` to every other process (see the module docs): as PID 1 with one `kill(-1)`,
+/// otherwise to each of `others`. ESRCH means there was nobody left: not an error.
 pub fn signal_others(sig: Sig, others: &[Proc]) {
     if is_init() {
         if let Err(e) = sys::send(-1, sig) {
