@@ -67,7 +67,11 @@ pub enum State {
     /// `kill_at`.
     Draining { code: u8, kill_at: Instant },
     /// Everything left got SIGKILL. Ends when the program's code is known and nothing is left.
-    Killing { code: Option<u8> },
+    /// Until then the SIGKILL is
+    /// repeated every `KILL_RETRY` (at `retry_at`): not as PID 1, grace signals its
+    /// descendants one by one, and one forked between the /proc walk and the kills would
+    /// otherwise keep grace waiting forever.
+    Killing { code: Option<u8>, retry_at: Instant },
     /// grace exits with `code`.
     Done { code: u8 },
 }
@@ -80,7 +84,8 @@ impl State {
             State::Hooking { hook_deadline, .. } => Some(hook_deadline),
             State::Stopping { kill_at } => kill_at,
             State::Draining { kill_at, .. } => Some(kill_at),
-            State::Running | State::Killing { .. } | State::Done { .. } => None,
+            State::Killing { retry_at, .. } => Some(retry_at),
+            State::Running | State::Done { .. } => None,
         }
     }
 }
@@ -115,6 +120,9 @@ pub enum Action {
     SuspendSelf,
 }
 
+/// How often the final SIGKILL is repeated while something is still left.
+pub const KILL_RETRY: Duration = Duration::from_secs(1);
+
 /// One transition. Pure: time comes in as `now`, effects go out as actions.
 pub fn step(state: State, event: Event, now: Instant, policy: &Policy) -> (State, Vec<Action>) {
     use {Action::*, Event::*, State::*};
@@ -147,15 +155,33 @@ pub fn step(state: State, event: Event, now: Instant, policy: &Policy) -> (State
             };
             match earliest(after(policy.drain), kill_at) {
                 Some(at) if at > now => (Draining { code, kill_at: at }, vec![TermOthers]),
-                _ => (Killing { code: Some(code) }, vec![KillAll]),
+                _ => (
+                    Killing {
+                        code: Some(code),
+                        retry_at: now + KILL_RETRY,
+                    },
+                    vec![KillAll],
+                ),
             }
         }
-        (Killing { code: None }, MainExited { code, alone }) => match alone {
+        (
+            Killing {
+                code: None,
+                retry_at,
+            },
+            MainExited { code, alone },
+        ) => match alone {
             true => (Done { code }, vec![]),
-            false => (Killing { code: Some(code) }, vec![]),
+            false => (
+                Killing {
+                    code: Some(code),
+                    retry_at,
+                },
+                vec![],
+            ),
         },
         // The program exits once; a second report cannot happen.
-        (Draining { .. } | Killing { code: Some(_) }, MainExited { .. }) => (state, vec![]),
+        (Draining { .. } | Killing { code: Some(_), .. }, MainExited { .. }) => (state, vec![]),
 
         (
             Hooking {
@@ -174,14 +200,39 @@ pub fn step(state: State, event: Event, now: Instant, policy: &Policy) -> (State
             (state, vec![])
         }
 
-        (Stopping { kill_at: Some(_) }, Deadline) => (Killing { code: None }, vec![KillAll]),
-        (Draining { code, .. }, Deadline) => (Killing { code: Some(code) }, vec![KillAll]),
+        (Stopping { kill_at: Some(_) }, Deadline) => (
+            Killing {
+                code: None,
+                retry_at: now + KILL_RETRY,
+            },
+            vec![KillAll],
+        ),
+        (Draining { code, .. }, Deadline) => (
+            Killing {
+                code: Some(code),
+                retry_at: now + KILL_RETRY,
+            },
+            vec![KillAll],
+        ),
+        (Killing { code, .. }, Deadline) => (
+            Killing {
+                code,
+                retry_at: now + KILL_RETRY,
+            },
+            vec![KillAll],
+        ),
         // No deadline armed: a spurious wake-up.
-        (Running | Stopping { kill_at: None } | Killing { .. }, Deadline) => (state, vec![]),
+        (Running | Stopping { kill_at: None }, Deadline) => (state, vec![]),
 
-        (Draining { code, .. } | Killing { code: Some(code) }, AllGone) => (Done { code }, vec![]),
+        (
+            Draining { code, .. }
+            | Killing {
+                code: Some(code), ..
+            },
+            AllGone,
+        ) => (Done { code }, vec![]),
         // The program is a child of ours: while it lives, grace is never alone.
-        (Running | Hooking { .. } | Stopping { .. } | Killing { code: None }, AllGone) => {
+        (Running | Hooking { .. } | Stopping { .. } | Killing { code: None, .. }, AllGone) => {
             (state, vec![])
         }
     }
@@ -468,13 +519,15 @@ impl Supervisor {
             }
             Action::KillAll => {
                 let others = procs::others();
-                log::warn!(
-                    "{} after {}: sent SIGKILL to {}",
-                    self.timeline.kill_reason(),
-                    secs(self.timeline.since_stop()),
-                    procs::summarize(&others, 8)
-                );
-                self.timeline.killed = others.len();
+                let summary = procs::summarize(&others, 8);
+                if self.timeline.killed == 0 {
+                    let reason = self.timeline.kill_reason();
+                    let after = secs(self.timeline.since_stop());
+                    log::warn!("{reason} after {after}: sent SIGKILL to {summary}");
+                    self.timeline.killed = others.len();
+                } else {
+                    log::warn!("still left after SIGKILL, sending it again: {summary}");
+                }
                 procs::signal_others(Sig::KILL, &others);
             }
         }

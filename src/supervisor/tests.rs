@@ -192,7 +192,16 @@ fn zero_drain_kills_leftovers_at_once_and_keeps_the_programs_code() {
         t0,
         &policy(None, 0),
     );
-    assert_eq!(got, (Killing { code: Some(5) }, vec![KillAll]));
+    assert_eq!(
+        got,
+        (
+            Killing {
+                code: Some(5),
+                retry_at: t0 + KILL_RETRY
+            },
+            vec![KillAll]
+        )
+    );
     assert_eq!(
         step(got.0, AllGone, t0, &policy(None, 0)),
         (Done { code: 5 }, vec![])
@@ -213,7 +222,7 @@ fn grace_deadline_kills_everything_and_the_program_reports_137() {
             },
         ],
     );
-    assert_eq!(steps[1], (Killing { code: None }, vec![KillAll]));
+    assert!(matches!(steps[1], (Killing { code: None, .. }, ref a) if a == &[KillAll]));
     assert_eq!(steps[2], (Done { code: 137 }, vec![]));
 }
 
@@ -232,7 +241,14 @@ fn killing_waits_for_the_last_process_after_the_program() {
             AllGone,
         ],
     );
-    assert_eq!(steps[2], (Killing { code: Some(137) }, vec![]));
+    assert_eq!(
+        steps[2].0,
+        Killing {
+            code: Some(137),
+            retry_at: steps[1].0.deadline().unwrap()
+        }
+    );
+    assert_eq!(steps[2].1, []);
     assert_eq!(steps[3], (Done { code: 137 }, vec![]));
 }
 
@@ -261,7 +277,7 @@ fn drain_ends_when_the_others_are_gone_or_at_its_deadline() {
             AllGone,
         ],
     );
-    assert_eq!(late[1], (Killing { code: Some(2) }, vec![KillAll]));
+    assert!(matches!(late[1], (Killing { code: Some(2), .. }, ref a) if a == &[KillAll]));
     assert_eq!(late[2], (Done { code: 2 }, vec![]));
 }
 
@@ -287,10 +303,15 @@ fn signals_after_the_program_exited_go_nowhere() {
 fn spurious_deadlines_and_events_change_nothing() {
     let t0 = Instant::now();
     let p = policy(None, 3);
-    for state in [Running, Stopping { kill_at: None }, Killing { code: None }] {
+    for state in [Running, Stopping { kill_at: None }] {
         assert_eq!(step(state, Deadline, t0, &p), (state, vec![]));
         assert_eq!(step(state, HookExited, t0, &p), (state, vec![]));
     }
+    let killing = Killing {
+        code: None,
+        retry_at: t0,
+    };
+    assert_eq!(step(killing, HookExited, t0, &p), (killing, vec![]));
     assert_eq!(step(Running, AllGone, t0, &p), (Running, vec![]));
     let done = Done { code: 3 };
     for e in [
@@ -422,10 +443,17 @@ fn program_exiting_during_the_hook_drains_the_hook_too() {
 }
 
 #[test]
-fn only_hooking_stopping_and_draining_have_deadlines() {
+fn running_and_done_have_no_deadline() {
     let t0 = Instant::now();
     assert_eq!(Running.deadline(), None);
-    assert_eq!(Killing { code: None }.deadline(), None);
+    assert_eq!(
+        Killing {
+            code: None,
+            retry_at: t0
+        }
+        .deadline(),
+        Some(t0)
+    );
     assert_eq!(Done { code: 0 }.deadline(), None);
     assert_eq!(
         Draining {
@@ -463,4 +491,26 @@ fn dumb_init_style_tstp_is_forwarded_then_grace_suspends_itself() {
         step(Running, Signal(Sig(nix::libc::SIGTSTP)), Instant::now(), &p).1,
         [Forward(Sig(nix::libc::SIGSTOP))]
     );
+}
+
+#[test]
+fn while_anything_is_left_the_sigkill_is_repeated_every_second() {
+    let t0 = Instant::now();
+    let p = policy(Some(1), 3);
+    let killing = Killing {
+        code: Some(137),
+        retry_at: t0,
+    };
+    let (next, actions) = step(killing, Deadline, t0, &p);
+    assert_eq!(
+        (next, actions),
+        (
+            Killing {
+                code: Some(137),
+                retry_at: t0 + KILL_RETRY
+            },
+            vec![KillAll]
+        )
+    );
+    assert_eq!(step(next, AllGone, t0, &p), (Done { code: 137 }, vec![]));
 }
