@@ -52,7 +52,8 @@ fn run() -> io::Result<()> {
     let mut buffer = buffer.lock().expect("no thread panics holding the buffer");
     buffer.closed = true;
     println!("writer: {sig}: flushing {} record(s)", buffer.records.len());
-    flush(&buffer.records, Path::new(&data_file))?;
+    flush(&buffer.records, Path::new(&data_file))
+        .map_err(|e| io::Error::new(e.kind(), format!("writing {data_file}: {e}")))?;
     println!(
         "writer: {} record(s) written to {data_file} and fsynced; exiting 0",
         buffer.records.len()

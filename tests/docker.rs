@@ -340,6 +340,7 @@ fn grace_timeout_kills_a_program_that_ignores_sigterm_before_docker_would() {
     let logs = logs(&c);
     let kill_lines: Vec<&str> = logs.lines().filter(|l| l.contains("SIGKILL")).collect();
     assert_eq!(kill_lines.len(), 1, "{logs}");
+    println!("grace's line: {}", kill_lines[0]);
     assert!(kill_lines[0].starts_with("[grace WARN]"), "{logs}");
     assert!(kill_lines[0].contains("grace period over"), "{logs}");
 }
@@ -449,8 +450,13 @@ fn deregisters_before_it_stops_serving(s: &mut Scope, service_env: &[&str]) -> (
     });
     let took = stop(&c, 10);
     let seen = poller.join().unwrap();
+    let how = match service_env.is_empty() {
+        true => "by the service",
+        false => "by the pre-stop hook",
+    };
     println!(
-        "scenario C: docker stop took {took:.2?}; (listed, answers) seen: {}",
+        "scenario C, deregistered {how}: docker stop took {took:.2?}; \
+         (listed, answers) seen: {}",
         runs(&seen)
     );
     assert_eq!(exit_code(&c), 0);

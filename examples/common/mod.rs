@@ -66,10 +66,13 @@ impl Server {
                             }
                         }));
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        thread::sleep(Duration::from_millis(10))
+                    Err(e) => {
+                        // Out of file descriptors, say: not fatal, and no reason to spin.
+                        if e.kind() != io::ErrorKind::WouldBlock {
+                            eprintln!("accept failed: {e}");
+                        }
+                        thread::sleep(Duration::from_millis(10));
                     }
-                    Err(e) => eprintln!("accept failed: {e}"),
                 }
             }
             // Dropping the listener closes the socket: new connections are refused from here.
