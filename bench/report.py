@@ -52,6 +52,10 @@ def rows():
     ]
 
 
+def peers_of(results):
+    return results.get("peers", ["tini", "tini-static", "dumb-init", "catatonit"])
+
+
 def fmt(v, digits=3):
     if v is None:
         return "—"
@@ -75,7 +79,7 @@ def evaluate(results, names):
         values = {n: row.value(results, n) for n in names}
         counted = {n: v for n, v in values.items()
                    if v is not None and (not row.static_only or results["size"][n]["static"])}
-        peers = {n: v for n, v in counted.items() if n != "grace"}
+        peers = {n: v for n, v in counted.items() if n in peers_of(results)}
         grace = values.get("grace")
         best = min(peers, key=peers.get) if peers else None
         ratio = verdict = None
@@ -155,6 +159,10 @@ def markdown(results, names, table):
         lines.append(f"| {t['label']}{unit} | " + " | ".join(cells)
                      + f" | {ratio_text(t['ratio'], t['values'].get('grace'))} | {target} |")
     dyn = [n for n in names if not results["size"][n]["static"]]
+    extra = [n for n in names if n != "grace" and n not in peers_of(results)]
+    if extra:
+        lines += ["", f"Extra columns {', '.join(extra)}: variants of grace measured with "
+                      "`--also`; never counted as a peer."]
     lines += [
         "",
         "Notes:",
@@ -183,6 +191,7 @@ def markdown(results, names, table):
 # --- chart ------------------------------------------------------------------------------------
 
 GRACE_COLOUR, PEER_COLOUR, BEST_COLOUR, NA_COLOUR = "#d9480f", "#adb5bd", "#495057", "#e9ecef"
+CANDIDATE_COLOUR = "#f59f00"  # --also binaries: variants of grace, not peers
 
 
 def chart(results, names, table):
@@ -236,7 +245,8 @@ def panel(results, names, t, x0, y0, w, h, bar_h, gap, label_w, value_w):
         v = values[n]
         counted = n in t["counted"]
         fill = (GRACE_COLOUR if n == "grace" else BEST_COLOUR if n == t["best_peer"]
-                else PEER_COLOUR if counted else NA_COLOUR)
+                else NA_COLOUR if not counted
+                else PEER_COLOUR if n in peers_of(results) else CANDIDATE_COLOUR)
         out.append(f'<text x="{bx - 4}" y="{y + bar_h - 3}" text-anchor="end">{n}</text>')
         if v is None:
             labels.append(f'<text x="{bx + 2}" y="{y + bar_h - 3}" fill="#868e96">'
