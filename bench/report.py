@@ -182,6 +182,15 @@ def markdown(results, names, table):
         f"per-run values ({plan['runs']} runs) overlap, so this run cannot tell them apart. "
         "*missed*: grace is above the best peer in every run.",
     ]
+    others = results.get("others_cpu", {})
+    if others:
+        busy = [k for k, v in others.items() if v > 0.1]
+        lines.append("- Other processes' share of the CPUs while each group of rows was measured: "
+                     + ", ".join(f"{k} {v:.0%}" for k, v in others.items()) + ". "
+                     + (f"**Above 10% for {', '.join(busy)}: those rows are skewed by other "
+                        "work on the machine.**" if busy else "All under 10%.")
+                     + " (Docker containers are not the harness's descendants, so in the docker "
+                       "group the engine's own work counts as other.)")
     docker = results.get("docker", {})
     if "skipped" in docker:
         lines.append(f"- Docker row skipped: {docker['skipped']}.")
