@@ -1,22 +1,32 @@
-//! Which signals grace forwards, which it never touches, and the thread that turns them into
-//! events.
+//! Which signals grace forwards, which it never touches, and the one source they come from.
+//!
+//! grace blocks every signal it handles and reads them from a signalfd(2), the only thing its
+//! single thread ever waits on (catatonit's design: "no need for select(2) or epoll(2) or
+//! anything equivalently clever"). No handler runs in signal context, no self-pipe, no second
+//! thread: a signal wakes grace once, and it forwards from there.
 //!
 //! Kernel facts this module relies on:
-//! - A PID namespace's init only receives signals it has installed a handler for (SIGKILL and
-//!   SIGSTOP from an ancestor namespace excepted; pid_namespaces(7)). Every signal we forward is
-//!   therefore registered, even those whose default action is to be ignored.
-//! - Standard signals don't queue: two SIGCHLDs may arrive as one. Consumers drain.
+//! - A PID namespace's init never receives a signal whose disposition is the default (SIGKILL
+//!   and SIGSTOP from an ancestor namespace excepted; pid_namespaces(7)), *unless it is blocked*:
+//!   a blocked signal is never ignored at generation time, since the handler could change before
+//!   it is unblocked (kernel/signal.c, sig_ignored). So blocking every signal we forward is what
+//!   makes PID 1 receive them.
+//! - Blocked signals stay pending until read; standard signals don't queue (two SIGCHLDs may
+//!   arrive as one, so the reaper drains), real-time signals do.
+//! - The signal mask is inherited across fork and exec; std empties it in the child before exec.
 
 use std::fmt;
 use std::io;
 use std::ops::Range;
+use std::os::fd::AsFd;
 use std::str::FromStr;
-use std::sync::mpsc::{self, Receiver};
-use std::thread;
+use std::time::Instant;
 
 use nix::libc;
-use nix::sys::signal::{SigSet, Signal};
-use signal_hook::iterator::Signals;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::getpid;
 
 /// A signal number. Not nix's `Signal`, which cannot name the real-time signals.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,10 +59,10 @@ impl Sig {
 /// - SIGCHLD is grace's own business (reaping);
 /// - SIGTTIN and SIGTTOU are what the terminal driver sends grace itself for reading or writing
 ///   a terminal it no longer has in the foreground: grace ignores them so a log line can never
-///   freeze PID 1;
-/// - SIGPIPE is what the kernel raises for grace's own write to a closed pipe; forwarding it
-///   would kill the program for grace's logging trouble.
-const NEVER: [i32; 13] = [
+///   freeze PID 1.
+///
+/// SIGPIPE is forwarded only when someone else sent it (see [`Source::next`]).
+const NEVER: [i32; 12] = [
     libc::SIGSEGV,
     libc::SIGILL,
     libc::SIGBUS,
@@ -65,7 +75,6 @@ const NEVER: [i32; 13] = [
     libc::SIGCHLD,
     libc::SIGTTIN,
     libc::SIGTTOU,
-    libc::SIGPIPE,
 ];
 
 /// The highest signal number (SIGRTMAX).
@@ -87,30 +96,66 @@ pub fn forwarded() -> impl Iterator<Item = Sig> {
         .map(Sig)
 }
 
-/// Registers a handler for every forwarded signal and SIGCHLD, ignores SIGTTIN/SIGTTOU, and
-/// returns a channel fed by a thread that blocks on the handlers' self-pipe.
-///
-/// Call it before spawning anything: a signal that arrives during start-up then waits in the
-/// channel instead of being dropped (pid1-rs does the same).
-pub fn listen() -> io::Result<Receiver<Sig>> {
-    // A parent may hand us a blocked signal mask (some CI runners do); a blocked signal would
-    // never reach the handlers. Unblock before the thread starts, so it inherits the empty mask.
-    SigSet::empty().thread_set_mask().map_err(io::Error::from)?;
-    crate::sys::ignore(libc::SIGTTIN)?;
-    crate::sys::ignore(libc::SIGTTOU)?;
-    let numbers: Vec<i32> = forwarded().map(|s| s.0).chain([libc::SIGCHLD]).collect();
-    let mut signals = Signals::new(numbers)?;
-    let (tx, rx) = mpsc::channel();
-    thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(Sig(sig)).is_err() {
-                    break; // the supervisor has finished; nothing is listening
+/// The signals grace waits for: every forwarded one and SIGCHLD, blocked and read from a
+/// signalfd.
+pub struct Source {
+    fd: SignalFd,
+}
+
+impl Source {
+    /// Blocks every forwarded signal and SIGCHLD (and unblocks all others, whatever mask a
+    /// parent handed down), ignores SIGTTIN/SIGTTOU, and opens the signalfd.
+    ///
+    /// Call it before spawning anything: a signal that arrives during start-up then waits,
+    /// pending, instead of being dropped.
+    pub fn listen() -> io::Result<Source> {
+        crate::sys::ignore(libc::SIGTTIN)?;
+        crate::sys::ignore(libc::SIGTTOU)?;
+        let mask = crate::sys::sigset(forwarded().chain([Sig::CHLD]));
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&mask), None)?;
+        // Close-on-exec: the program must not inherit it.
+        let fd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
+        Ok(Source { fd })
+    }
+
+    /// Waits for the next signal; `Ok(None)` once `deadline` has passed first. Without a
+    /// deadline it sleeps until a signal comes: no periodic wake-up.
+    pub fn next(&self, deadline: Option<Instant>) -> io::Result<Option<Sig>> {
+        loop {
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    // Rounded up, so we never wake a hair early and spin; beyond poll's range
+                    // (24 days) we wake at the range's end and wait again.
+                    let ms = left.as_nanos().div_ceil(1_000_000);
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
                 }
+            };
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => continue, // timed out: the deadline check above decides
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
-        })?;
-    Ok(rx)
+            let Some(info) = self.fd.read_signal()? else {
+                continue;
+            };
+            let sig = Sig(info.ssi_signo as i32);
+            // The kernel raises SIGPIPE for our own write to a closed pipe (our stderr, say)
+            // as if we had sent it to ourselves (si_pid = our pid). That one is grace's
+            // business; a SIGPIPE someone else sent is forwarded like any signal.
+            // Not logged: with a broken stderr, the log line would raise the next one.
+            if sig.0 == libc::SIGPIPE && info.ssi_pid as i32 == getpid().as_raw() {
+                continue;
+            }
+            return Ok(Some(sig));
+        }
+    }
 }
 
 impl fmt::Display for Sig {

@@ -10,7 +10,6 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use nix::libc;
@@ -274,8 +273,8 @@ fn on_signal(
 
 /// Sets grace up, starts the program, and supervises it to the end. Returns grace's exit code.
 pub fn run(config: &Config) -> Result<u8, Error> {
-    let signals = signals::listen().map_err(|source| Error::Setup {
-        what: "install signal handlers",
+    let signals = signals::Source::listen().map_err(|source| Error::Setup {
+        what: "set up signal handling",
         source,
     })?;
     become_reaper()?;
@@ -391,8 +390,8 @@ impl Supervisor {
         }
     }
 
-    /// The only place grace waits: on one channel, with at most one deadline.
-    fn supervise(&mut self, signals: &Receiver<Sig>) -> u8 {
+    /// The only place grace waits: on one signalfd, with at most one deadline.
+    fn supervise(&mut self, signals: &signals::Source) -> u8 {
         let mut events = VecDeque::new();
         loop {
             match self.next_signal(signals) {
@@ -416,21 +415,20 @@ impl Supervisor {
         }
     }
 
-    /// Blocks for the next signal; `None` when the state's deadline passes first.
-    fn next_signal(&self, signals: &Receiver<Sig>) -> Option<Sig> {
-        const BROKEN: &str = "the signal thread never ends while the supervisor runs";
-        let Some(deadline) = self.state.deadline() else {
-            return Some(signals.recv().expect(BROKEN));
-        };
-        // Checked before waiting, so a storm of signals cannot postpone a deadline forever.
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return None;
-        }
-        match signals.recv_timeout(left) {
-            Ok(sig) => Some(sig),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => panic!("{BROKEN}"),
+    /// Blocks for the next signal; `None` when the state's deadline passes first (checked
+    /// before each wait, so a storm of signals cannot postpone a deadline forever).
+    fn next_signal(&self, signals: &signals::Source) -> Option<Sig> {
+        loop {
+            match signals.next(self.state.deadline()) {
+                Ok(next) => return next,
+                Err(e) => {
+                    // Not seen in practice (poll and read on a signalfd fail only for bad
+                    // arguments or no memory); pausing keeps a persistent failure from
+                    // spinning PID 1 at full CPU while it lasts.
+                    log::error!("waiting for signals failed: {e}; retrying in 100ms");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
         }
     }
 

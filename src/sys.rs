@@ -7,27 +7,33 @@
 //!   signals, so `kill(2)` and `waitpid(2)` are called with raw numbers (process-wrap makes the
 //!   same choice for the raw wait status);
 //! - [`ignore`]: setting `SIG_IGN` is safe in itself, but nix's `signal()` is `unsafe` for its
-//!   handler variant.
+//!   handler variant;
+//! - [`sigset`]: nix's `SigSet::add` takes only `Signal`, which cannot name real-time signals.
 #![allow(unsafe_code)]
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::libc;
+use nix::sys::signal::SigSet;
 
 use crate::signals::{self, Sig};
 
 /// Arranges for the forked child to reset signal state and, if asked, take the terminal.
 ///
-/// std already empties the child's signal mask and resets SIGPIPE before running this hook; exec
-/// resets every *caught* signal. What survives exec is an *ignored* disposition: grace ignores
-/// SIGTTIN/SIGTTOU, and grace may itself have inherited ignored signals (`nohup`, CI runners).
+/// What survives exec, and must be undone here: the signal mask (grace blocks every signal it
+/// handles, to read them from a signalfd) and *ignored* dispositions (grace ignores SIGTTIN,
+/// SIGTTOU and, as every Rust program, SIGPIPE; a parent may have left others ignored: `nohup`,
+/// CI runners). Caught signals are reset by exec itself.
 pub fn before_exec(cmd: &mut Command, take_terminal: bool) {
     let last = signals::rt_max();
     let libc_reserved = signals::libc_reserved();
-    // SAFETY: runs in the forked child before exec. It calls only tcsetpgrp(3), getpgrp(2) and
-    // signal(2), which are async-signal-safe; no allocation, no locks, no logging.
+    let empty = SigSet::empty();
+    // SAFETY: runs in the forked child before exec. It calls only tcsetpgrp(3), getpgrp(2),
+    // signal(2) and pthread_sigmask(3), which are async-signal-safe; no allocation, no locks,
+    // no logging. `empty` was built before the fork and is only read.
     unsafe {
         cmd.pre_exec(move || {
             if take_terminal {
@@ -44,6 +50,9 @@ pub fn before_exec(cmd: &mut Command, take_terminal: bool) {
                     libc::signal(sig, libc::SIG_DFL);
                 }
             }
+            // Last, once every disposition is the default: a signal sent to the child since the
+            // fork was held pending by the mask and now acts as it would on the program.
+            libc::pthread_sigmask(libc::SIG_SETMASK, empty.as_ref(), std::ptr::null_mut());
             Ok(())
         });
     }
@@ -82,5 +91,20 @@ pub fn ignore(sig: i32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     } else {
         Ok(())
+    }
+}
+
+/// A signal set holding `signals`, real-time ones included.
+pub fn sigset(signals: impl Iterator<Item = Sig>) -> SigSet {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set it is given, so assume_init is sound after it;
+    // sigaddset writes only into that set and fails (EINVAL) only for a number outside
+    // 1..=SIGRTMAX, which is then left out.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for sig in signals {
+            libc::sigaddset(set.as_mut_ptr(), sig.0);
+        }
+        SigSet::from_sigset_t_unchecked(set.assume_init())
     }
 }

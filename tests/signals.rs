@@ -85,7 +85,7 @@ fn fault_and_terminal_output_signals_are_never_forwarded() {
     // Aimed at PID 1 from outside: without a handler the kernel drops them, so grace neither
     // dies nor forwards. HUP afterwards is the marker that everything before it was processed.
     for sig in [
-        "SEGV", "ILL", "BUS", "FPE", "ABRT", "TRAP", "SYS", "TTIN", "TTOU", "PIPE", "HUP",
+        "SEGV", "ILL", "BUS", "FPE", "ABRT", "TRAP", "SYS", "TTIN", "TTOU", "HUP",
     ] {
         g.signal(sig);
     }
@@ -108,6 +108,42 @@ fn program_with_a_helper() -> String {
         fixture("trap.sh"),
         fixture("signals.py")
     )
+}
+
+/// Execs its arguments with stderr on a pipe nobody reads: every write there raises SIGPIPE.
+const STDERR_TO_A_BROKEN_PIPE: &[&str] = &[
+    "python3",
+    "-c",
+    "import os, sys\nr, w = os.pipe()\nos.close(r)\nos.dup2(w, 2)\nos.execvp(sys.argv[1], sys.argv[1:])",
+];
+
+#[test]
+fn sigpipe_from_someone_else_is_forwarded_but_not_one_from_graces_own_writes() {
+    need_namespaces!();
+    for mode in [Mode::Init, Mode::Child] {
+        // -vv: grace logs every signal to its broken stderr, raising SIGPIPE on itself each time.
+        let g = grace(mode, &["-vv", "python3", &fixture("signals.py")])
+            .through(STDERR_TO_A_BROKEN_PIPE)
+            .start();
+        g.expect_line("signals.py ready");
+        g.signal("HUP");
+        g.expect_line("got SIGHUP");
+        g.signal("PIPE");
+        g.expect_line("got SIGPIPE");
+        g.signal("TERM");
+        let out = g.wait(common::PATIENCE);
+        assert_eq!(out.code, 0);
+        let got: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("got "))
+            .collect();
+        assert_eq!(
+            got,
+            ["got SIGHUP", "got SIGPIPE", "got SIGTERM"],
+            "only the one we sent"
+        );
+    }
 }
 
 #[test]
