@@ -371,6 +371,31 @@ fn shell_form_cascade_gives_the_program_its_own_sigterm() {
     assert_in_order(&out, &server);
 }
 
+/// grace bind-mounted at /sbin/docker-init and started the way Docker starts its init
+/// (`docker-init -- PROGRAM ARGS`, what `docker run --init` does with `dockerd --init-path`):
+/// tini's personality, a version line `docker info` parses, and a graceful stop.
+#[test]
+fn grace_bind_mounted_as_docker_init_runs_like_dockers_init() {
+    let Some(mut s) = Scope::new("docker-init") else {
+        return;
+    };
+    let image = s.busybox_image(None);
+    let mount = format!("{}:/sbin/docker-init:ro", binary("grace").display());
+    let script = "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done";
+    let options = ["-v", &mount, "--entrypoint", "/sbin/docker-init"];
+    let c = s.run(&options, &image, &["--", "sh", "-c", script]);
+    wait_for_log(&c, "ready");
+    let version = stdout(&docker(&["exec", &c, "/sbin/docker-init", "--version"]));
+    assert!(
+        version.starts_with("tini version 0.19.0 - git."),
+        "{version}"
+    );
+    let took = stop(&c, 10);
+    assert!(took < Duration::from_secs(5), "docker stop took {took:?}");
+    assert!(logs(&c).contains("got TERM"), "{}", logs(&c));
+    assert_eq!(exit_code(&c), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scenario helpers
 // ---------------------------------------------------------------------------------------------
