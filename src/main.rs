@@ -6,6 +6,7 @@
 mod cli;
 mod compat;
 mod error;
+mod logging;
 mod procs;
 mod reap;
 mod signals;
@@ -34,28 +35,11 @@ fn main() -> ExitCode {
         }) => return print(&stdout, &stderr, code),
         Err(e) => return fail(personality, e),
     };
-    init_logging(config.verbosity);
+    logging::init(config.verbosity);
     match supervisor::run(&config) {
         Ok(code) => ExitCode::from(code),
         Err(e) => fail(personality, e),
     }
-}
-
-/// Logs go to stderr only (stdout is the program's), without timestamps (runtimes add them).
-/// GRACE_LOG, not RUST_LOG: that one belongs to the program. `-v` and `-vv` win over it.
-fn init_logging(verbosity: u8) {
-    let mut builder = env_logger::Builder::new();
-    builder
-        .filter_level(log::LevelFilter::Warn)
-        .parse_env(env_logger::Env::new().filter("GRACE_LOG"))
-        .format(|buf, rec| writeln!(buf, "[grace {}] {}", rec.level(), rec.args()));
-    match verbosity {
-        0 => {}
-        1 => _ = builder.filter_level(log::LevelFilter::Info),
-        2 => _ = builder.filter_level(log::LevelFilter::Debug),
-        _ => _ = builder.filter_level(log::LevelFilter::Trace),
-    }
-    builder.init();
 }
 
 fn print(stdout: &str, stderr: &str, code: u8) -> ExitCode {
@@ -67,6 +51,6 @@ fn print(stdout: &str, stderr: &str, code: u8) -> ExitCode {
 /// Fatal errors bypass the logger, so no log filter can hide why a container died.
 fn fail(personality: Personality, e: error::Error) -> ExitCode {
     let (line, code) = personality.report(&e);
-    eprintln!("{line}");
+    logging::fatal(&line);
     ExitCode::from(code)
 }

@@ -203,11 +203,12 @@ impl FromStr for Sig {
                 None if rest.is_empty() => base,
                 Some(k) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => {
                     let k: i32 = k.parse().map_err(|_| bad())?;
-                    if sign == '+' {
-                        base + k
+                    let n = if sign == '+' {
+                        base.checked_add(k)
                     } else {
-                        base - k
-                    }
+                        base.checked_sub(k)
+                    };
+                    n.ok_or_else(bad)?
                 }
                 _ => return Err(bad()),
             };
@@ -255,6 +256,9 @@ mod tests {
         assert!(parse("RTMIN-1").is_err());
         assert!(parse("RTMAX+1").is_err());
         assert!(parse(&format!("RTMIN+{}", max - min + 1)).is_err());
+        assert!(parse("RTMIN+2147483647").is_err(), "no overflow");
+        assert!(parse("RTMAX-2147483647").is_err());
+        assert!(parse("RTMIN+99999999999").is_err());
     }
 
     #[test]

@@ -77,10 +77,6 @@ fn args() -> impl Strategy<Value = Vec<OsString>> {
     prop::collection::vec(word(), 0..8)
 }
 
-fn env() -> impl Strategy<Value = Vec<Option<OsString>>> {
-    prop::collection::vec(prop::option::of(word()), VARS.len())
-}
-
 fn has_newline(s: &OsString) -> bool {
     s.as_encoded_bytes().contains(&b'\n')
 }
@@ -93,6 +89,23 @@ fn parse_with(args: &[OsString], env: &[Option<OsString>]) -> Result<Cli, Error>
     })
 }
 
+/// Parsing never panics; a rejection is a usage error (exit 2) whose message is one line.
+fn check_parse(args: &[OsString], env: &[Option<OsString>]) -> Result<(), TestCaseError> {
+    match parse_with(args, env) {
+        Ok(_) => {}
+        Err(e @ Error::Usage(_)) => {
+            prop_assert_eq!(e.exit_code(), 2);
+            let shown = e.to_string();
+            prop_assert!(!shown.trim().is_empty());
+            // An input holding a newline is quoted as is: see bug_usage_messages_quote_newlines.
+            let newline_in_input = args.iter().chain(env.iter().flatten()).any(has_newline);
+            prop_assert!(newline_in_input || !shown.contains('\n'), "{:?}", shown);
+        }
+        Err(other) => prop_assert!(false, "not a usage error: {:?}", other),
+    }
+    Ok(())
+}
+
 /// Shell-quotes `word` with single quotes, so that `command` must give it back as is.
 fn quoted(word: &str) -> String {
     format!("'{}'", word.replace('\'', r"'\''"))
@@ -102,23 +115,26 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn parsing_never_panics_and_rejects_only_with_a_one_line_usage_error(
-        args in args(),
-        env in env(),
+    fn arguments_never_panic_and_are_rejected_only_with_a_one_line_usage_error(args in args()) {
+        check_parse(&args, &vec![None; VARS.len()])?;
+    }
+
+    #[test]
+    fn each_variable_alone_never_panics_and_is_rejected_only_with_a_usage_error(
+        var in 0..VARS.len(),
+        value in word(),
     ) {
-        match parse_with(&args, &env) {
-            Ok(_) => {}
-            Err(e @ Error::Usage(_)) => {
-                prop_assert_eq!(e.exit_code(), 2);
-                let shown = e.to_string();
-                prop_assert!(!shown.trim().is_empty());
-                // Inputs holding a newline are quoted as they are: bug_usage_messages_quote_newlines.
-                let newline_in_input =
-                    args.iter().chain(env.iter().flatten()).any(has_newline);
-                prop_assert!(newline_in_input || !shown.contains('\n'), "{:?}", shown);
-            }
-            Err(other) => prop_assert!(false, "not a usage error: {:?}", other),
-        }
+        let mut env = vec![None; VARS.len()];
+        env[var] = Some(value);
+        check_parse(&["app".into()], &env)?;
+    }
+
+    #[test]
+    fn arguments_and_a_few_variables_together(
+        args in args(),
+        env in prop::collection::vec(prop::option::weighted(0.1, word()), VARS.len()),
+    ) {
+        check_parse(&args, &env)?;
     }
 
     #[test]
