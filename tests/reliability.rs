@@ -7,10 +7,15 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -455,4 +460,774 @@ fn fork_exhaustion_under_rlimit_nproc() {
     .map(String::from)
     .to_vec();
     exhaust_under(&wrapper, "RLIMIT_NPROC = 64 as uid 65534");
+}
+
+// ---- stdout and stderr -----------------------------------------------------------------------
+
+/// grace started by hand, for runs whose stderr the harness cannot provide.
+struct Raw {
+    child: std::process::Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Raw {
+    /// Starts grace (as PID 1 with `Mode::Init`) with `stderr` as its standard error.
+    fn start(mode: Mode, args: &[&str], stderr: Stdio) -> Raw {
+        Raw::start_with(mode, args, Stdio::null(), stderr)
+    }
+
+    fn start_with(mode: Mode, args: &[&str], stdin: Stdio, stderr: Stdio) -> Raw {
+        let mut argv: Vec<&str> = match mode {
+            Mode::Init => vec!["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"],
+            Mode::Child => vec![],
+        };
+        argv.push(common::GRACE);
+        argv.extend(args);
+        let mut child = Command::new(argv[0])
+            .args(&argv[1..])
+            .env_remove("GRACE_LOG")
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Raw {
+            child,
+            lines,
+            seen: vec![],
+        }
+    }
+
+    /// grace's PID as the test sees it: unshare's only child, or the child itself.
+    fn pid(&self, mode: Mode) -> i32 {
+        let me = self.child.id() as i32;
+        match mode {
+            Mode::Child => me,
+            Mode::Init => children(me)[0],
+        }
+    }
+
+    /// Waits up to `limit` for a stdout line containing `needle`. `None` on time-out.
+    fn line_within(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(found) = self.seen.iter().find(|l| l.contains(needle)) {
+                return Some(found.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn expect_line(&mut self, needle: &str) -> String {
+        self.line_within(needle, PATIENCE)
+            .unwrap_or_else(|| panic!("no line with {needle:?}; stdout: {:?}", self.seen))
+    }
+
+    /// Waits for grace to exit; returns its exit code (`None`: killed by a signal).
+    fn wait(mut self) -> Option<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                _ = self.child.kill();
+                panic!("grace did not exit within {PATIENCE:?}");
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+impl Drop for Raw {
+    fn drop(&mut self) {
+        _ = self.child.kill();
+        _ = self.child.wait();
+    }
+}
+
+/// The PIDs (as the test sees them) of the children of `pid`, all its threads included.
+fn children(pid: i32) -> Vec<i32> {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut found = vec![];
+        for task in fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+        {
+            let path = task.unwrap().path().join("children");
+            let text = fs::read_to_string(path).unwrap_or_default();
+            found.extend(text.split_whitespace().map(|p| p.parse::<i32>().unwrap()));
+        }
+        if !found.is_empty() {
+            found.sort();
+            return found;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} has no child");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A pipe whose reading end is already closed: every write to it fails with EPIPE (and raises
+/// SIGPIPE in the writer).
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = pipe();
+    drop(reader);
+    writer.into()
+}
+
+/// A close-on-exec pipe (std's `io::pipe` is newer than our MSRV): (reader, writer).
+fn pipe() -> (OwnedFd, OwnedFd) {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap()
+}
+
+/// Storm rounds with fences, as in the storm test but short: `rounds` rounds of every kind in
+/// `kinds`, each round acknowledged by the program. Used where the point is grace's logging.
+fn acknowledged_rounds(raw: &mut Raw, pid: i32, kinds: &[i32], rounds: usize) {
+    let fence = libc::SIGRTMAX();
+    let mut fences = 0;
+    for round in 1..=rounds {
+        for &sig in kinds {
+            send(pid, sig).unwrap();
+        }
+        let mut got = BTreeMap::<i32, u64>::new();
+        while kinds.iter().any(|k| !got.contains_key(k)) {
+            fences += 1;
+            assert!(fences < 100 * rounds, "round {round}: only {got:?} arrived");
+            send(pid, fence).unwrap();
+            let line = raw.expect_line(&format!("fence {fences} "));
+            got.extend(parse_fence(&line).1);
+        }
+    }
+}
+
+#[test]
+fn logging_to_a_closed_stderr_pipe_neither_kills_nor_stops_grace() {
+    need_namespaces!();
+    let storm = compile("storm");
+    let (fence, finish) = (libc::SIGRTMAX(), libc::SIGRTMAX() - 1);
+    let kinds = [
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGWINCH,
+        libc::SIGRTMIN(),
+    ];
+    for mode in [Mode::Init, Mode::Child] {
+        // -vv: every forward, reap and transition is a failed write, with SIGPIPE.
+        let args = [
+            "-vv",
+            storm.as_str(),
+            &fence.to_string(),
+            &finish.to_string(),
+            "42",
+        ];
+        let mut raw = Raw::start(mode, &args, closed_pipe());
+        raw.expect_line("storm ready");
+        let pid = raw.pid(mode);
+        acknowledged_rounds(&mut raw, pid, &kinds, 200);
+        send(pid, libc::SIGTERM).unwrap(); // a stop: more log lines, the cascade
+        send(pid, finish).unwrap();
+        assert_eq!(raw.wait(), Some(42), "grace was killed, or lost the status");
+    }
+}
+
+#[test]
+#[ignore = "bug: a start-up failure with stderr a closed pipe panics in eprintln! (exit 101; 134 in release) instead of exiting 2/127"]
+fn start_up_failures_keep_their_exit_codes_when_stderr_is_a_closed_pipe() {
+    for (args, code) in [
+        (&["--bogus", "true"][..], 2),
+        (&["--grace", "soon", "true"][..], 2),
+        (&["/no/such/program"][..], 127),
+    ] {
+        let status = Command::new(common::GRACE)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(closed_pipe())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(code), "{args:?}: {status:?}");
+    }
+}
+
+#[test]
+#[ignore = "bug: grace blocks in its log write when nobody reads its stderr pipe; forwarding stops"]
+fn a_stalled_stderr_reader_does_not_stop_forwarding() {
+    need_namespaces!();
+    let storm = compile("storm");
+    let (fence, finish) = (libc::SIGRTMAX(), libc::SIGRTMAX() - 1);
+    // The reader lives but never reads: once the pipe's 64 KiB are full, a write blocks.
+    let (stalled_reader, writer) = pipe();
+    let args = [
+        "-vv",
+        storm.as_str(),
+        &fence.to_string(),
+        &finish.to_string(),
+        "42",
+    ];
+    let mut raw = Raw::start(Mode::Init, &args, writer.into());
+    raw.expect_line("storm ready");
+    let pid = raw.pid(Mode::Init);
+    // Each fence is forwarded and logged (two debug lines of about 90 bytes): 2000 of them
+    // write far more than the pipe holds.
+    for k in 1..=2000 {
+        send(pid, fence).unwrap();
+        let acked = raw.line_within(&format!("fence {k} "), Duration::from_secs(5));
+        assert!(
+            acked.is_some(),
+            "fence {k} was not forwarded within 5 s: grace is blocked writing its log"
+        );
+    }
+    send(pid, finish).unwrap();
+    assert_eq!(raw.wait(), Some(42));
+    drop(stalled_reader);
+}
+
+/// The program closes, or sends to /dev/null, its own stdout and stderr while grace logs every
+/// signal: none of it is grace's business.
+#[test]
+fn a_program_closing_or_redirecting_its_output_changes_nothing_for_grace() {
+    need_namespaces!();
+    for redirect in [">&- 2>&-", ">/dev/null 2>&1"] {
+        let script = format!(
+            "trap '' HUP USR1 WINCH; trap 'exit 7' USR2; echo ready; exec {redirect}; \
+             while :; do sleep 1 & wait $!; done"
+        );
+        let g = grace(Mode::Init, &["-vv", "sh", "-c", &script]).start();
+        g.expect_line("ready");
+        for _ in 0..50 {
+            for sig in ["HUP", "USR1", "WINCH"] {
+                g.signal(sig);
+            }
+        }
+        g.signal("USR2");
+        let out = g.wait(PATIENCE);
+        assert_eq!(out.code, 7, "{redirect}: {}", out.stderr);
+        assert!(out.stderr.contains("forwarded SIGUSR2"), "{}", out.stderr);
+        assert!(!out.stderr.contains("WARN"), "{}", out.stderr);
+    }
+}
+
+// ---- SIGSTOP and SIGCONT to grace, SIGKILL to the program ---------------------------------------
+
+/// The state letter of /proc/PID/stat (R, S, T, Z...).
+fn state(pid: i32) -> char {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.trim_start().chars().next())
+        .unwrap_or('?')
+}
+
+/// Waits until `pid` is in state `want`.
+fn wait_for_state(pid: i32, want: char) {
+    let deadline = Instant::now() + PATIENCE;
+    while state(pid) != want {
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} never reached state {want}: {}",
+            state(pid)
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// SIGSTOP from outside stops even a namespace's init (it cannot be caught). What arrives while
+/// grace is stopped waits; after SIGCONT, which grace forwards too, everything is delivered.
+#[test]
+fn signals_sent_while_grace_is_stopped_are_forwarded_after_sigcont() {
+    need_namespaces!();
+    let storm = compile("storm");
+    let (fence, finish) = (libc::SIGRTMAX(), libc::SIGRTMAX() - 1);
+    let g = grace(
+        Mode::Init,
+        &[&storm, &fence.to_string(), &finish.to_string(), "42"],
+    )
+    .start();
+    g.expect_line("storm ready");
+    let pid = g.pid();
+    send(pid, libc::SIGSTOP).unwrap();
+    wait_for_state(pid, 'T');
+    let pending = [
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGTERM,
+        libc::SIGRTMIN() + 3,
+    ];
+    for sig in pending {
+        send(pid, sig).unwrap();
+    }
+    send(pid, libc::SIGCONT).unwrap();
+    let mut got = BTreeMap::<i32, u64>::new();
+    let mut fences = 0;
+    let want: Vec<i32> = pending.iter().copied().chain([libc::SIGCONT]).collect();
+    while want.iter().any(|k| !got.contains_key(k)) {
+        fences += 1;
+        assert!(fences < 50, "only {got:?} arrived");
+        send(pid, fence).unwrap();
+        got.extend(parse_fence(&g.expect_line(&format!("fence {fences} "))).1);
+    }
+    send(pid, finish).unwrap();
+    assert_eq!(g.wait(PATIENCE).code, 42);
+}
+
+/// A program that exits while grace is stopped stays a zombie until SIGCONT; then grace reaps
+/// it and exits with its status.
+#[test]
+fn a_program_exiting_while_grace_is_stopped_is_reaped_after_sigcont() {
+    need_namespaces!();
+    let script = "trap 'exit 9' USR1; echo ready; while :; do sleep 1 & wait $!; done";
+    let g = grace(Mode::Init, &["sh", "-c", script]).start();
+    g.expect_line("ready");
+    let pid = g.pid();
+    let program = children(pid)[0];
+    send(pid, libc::SIGSTOP).unwrap();
+    wait_for_state(pid, 'T');
+    send(program, libc::SIGUSR1).unwrap(); // straight to the program: grace cannot forward now
+    wait_for_state(program, 'Z');
+    let cont = Instant::now();
+    send(pid, libc::SIGCONT).unwrap();
+    let out = g.wait(PATIENCE);
+    assert_eq!(out.code, 9, "{}", out.stderr);
+    assert!(
+        cont.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        cont.elapsed()
+    );
+}
+
+/// The grace period runs on the monotonic clock, which goes on while grace is stopped: a
+/// deadline that passed meanwhile fires as soon as grace runs again.
+#[test]
+fn a_grace_period_that_ends_while_grace_is_stopped_fires_at_sigcont() {
+    need_namespaces!();
+    let g = grace(
+        Mode::Init,
+        &[
+            "-t",
+            "1",
+            "python3",
+            &common::fixture("signals.py"),
+            "NEVER",
+        ],
+    )
+    .start();
+    g.expect_line("ready");
+    let pid = g.pid();
+    let term = Instant::now();
+    g.signal("TERM");
+    g.expect_line("got SIGTERM");
+    send(pid, libc::SIGSTOP).unwrap();
+    wait_for_state(pid, 'T');
+    while term.elapsed() < Duration::from_millis(1500) {
+        thread::sleep(Duration::from_millis(20)); // the grace period passes while stopped
+    }
+    let cont = Instant::now();
+    send(pid, libc::SIGCONT).unwrap();
+    let out = g.wait(PATIENCE);
+    assert_eq!(out.code, 137, "{}", out.stderr);
+    assert!(out.stderr.contains("grace period over"), "{}", out.stderr);
+    assert!(
+        cont.elapsed() < Duration::from_secs(3),
+        "SIGKILL came {:?} after SIGCONT",
+        cont.elapsed()
+    );
+}
+
+/// The program is shutting down (it got TERM and goes on) when someone SIGKILLs it: grace
+/// reports 137, as documented, and the stop ends there.
+#[test]
+fn a_program_sigkilled_mid_shutdown_exits_137() {
+    need_namespaces!();
+    for mode in [Mode::Init, Mode::Child] {
+        let g = grace(
+            mode,
+            &["-v", "python3", &common::fixture("signals.py"), "NEVER"],
+        )
+        .start();
+        g.expect_line("ready");
+        g.signal("TERM");
+        g.expect_line("got SIGTERM");
+        send(children(g.pid())[0], libc::SIGKILL).unwrap();
+        let out = g.wait(PATIENCE);
+        assert_eq!(out.code, 137, "{}", out.stderr);
+        assert!(
+            out.stderr.contains("program exited with 137"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("sent SIGKILL"), "{}", out.stderr);
+    }
+}
+
+// ---- the program's exit racing a stop signal -----------------------------------------------
+
+/// The program exits 0 by itself about 2 ms after the test's go, or 3 from its SIGTERM handler;
+/// the test sends SIGTERM around that moment, moving its aim so that about half of the runs go
+/// each way. The status must always be one of the two: never 137, 143 or anything else.
+#[test]
+fn a_stop_signal_racing_the_programs_exit_never_changes_its_status() {
+    need_namespaces!();
+    let racer = compile("racer");
+    let runs = if soak() { 20_000 } else { 1000 };
+    let started = Instant::now();
+    let mut outcomes = BTreeMap::<i32, usize>::new();
+    let mut aim_us: u64 = 1500;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for run in 0..runs {
+        let mode = if run % 2 == 0 {
+            Mode::Init
+        } else {
+            Mode::Child
+        };
+        let helper = if run % 4 < 2 { "0" } else { "1" };
+        let mut raw = Raw::start_with(
+            mode,
+            &[&racer, "2000", helper],
+            Stdio::piped(),
+            Stdio::inherit(),
+        );
+        let pid = raw.pid(mode);
+        raw.expect_line("ready");
+        raw.child.stdin.take().unwrap().write_all(b"g").unwrap();
+        let at = Instant::now() + Duration::from_micros(aim_us + rng.below(200));
+        while Instant::now() < at {
+            std::hint::spin_loop();
+        }
+        _ = send(pid, libc::SIGTERM); // ESRCH: grace already gone, fine
+        let code = raw.wait().expect("grace was killed by a signal");
+        assert!(
+            code == 0 || code == 3,
+            "run {run} ({}): exit {code} is not the program's own",
+            if mode == Mode::Init {
+                "PID 1"
+            } else {
+                "subreaper"
+            }
+        );
+        *outcomes.entry(code).or_default() += 1;
+        // Aim later if TERM came first, earlier if the program had already exited.
+        aim_us = match code {
+            3 => aim_us + 50,
+            _ => aim_us.saturating_sub(50),
+        };
+    }
+    // Without both outcomes, the race was never run.
+    assert!(
+        outcomes.len() == 2,
+        "the race was never close: {outcomes:?}"
+    );
+    eprintln!(
+        "figures: exit/TERM race: {runs} runs in {:.1}s, outcomes {outcomes:?} (0: exited \
+         first, 3: TERM first), final aim {aim_us} µs after the go",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+// ---- PID reuse -----------------------------------------------------------------------------
+
+/// How grace names a signal in its log (`SIGHUP`, `SIGRTMIN+3`).
+fn signal_name(sig: i32) -> String {
+    match nix::sys::signal::Signal::try_from(sig) {
+        Ok(s) => s.as_str().to_string(),
+        Err(_) if sig == libc::SIGRTMIN() => "SIGRTMIN".into(),
+        Err(_) => format!("SIGRTMIN+{}", sig - libc::SIGRTMIN()),
+    }
+}
+
+/// Every signal grace forwards, but SIGRTMAX (the impostor's own end signal).
+fn forwardable_but_rtmax() -> Vec<i32> {
+    let never = [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGCHLD,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGPIPE,
+        libc::SIGSEGV,
+        libc::SIGILL,
+        libc::SIGBUS,
+        libc::SIGFPE,
+        libc::SIGABRT,
+        libc::SIGTRAP,
+        libc::SIGSYS,
+    ];
+    (1..libc::SIGRTMAX())
+        .filter(|s| !never.contains(s) && !(32..libc::SIGRTMIN()).contains(s))
+        .collect()
+}
+
+/// After the program is reaped, the kernel hands its PID to another process (the fixture forces
+/// it through ns_last_pid, which it can do as root in its own namespace). Signals for grace go
+/// on arriving; none may reach the impostor, by PID or by process group. The control: a signal
+/// the keeper sends to PID M itself does land on the impostor.
+#[test]
+fn no_signal_reaches_a_process_that_inherited_the_programs_pid() {
+    need_namespaces!();
+    let reuse = compile("reuse");
+    let kinds = forwardable_but_rtmax();
+    for group in [false, true] {
+        let mut args = vec!["-vv", "--drain", "60"];
+        args.extend(group.then_some("-g"));
+        args.extend([reuse.as_str(), "7"]);
+        // grace's log on stdout too, so the test can see when grace has handled a signal.
+        let g = grace(Mode::Init, &args)
+            .through(&["sh", "-c", "exec 2>&1; exec \"$@\"", "sh"])
+            .start();
+        let main: i32 = g.expect_line("main pid ")[9..].parse().unwrap();
+        let impostor = g.expect_line("impostor pid ");
+        assert_eq!(impostor, format!("impostor pid {main} group {main}"));
+        let control = g.expect_line(&format!("impostor got {} from ", libc::SIGRTMIN() + 5));
+        assert!(!control.ends_with(" from 1"), "{control}");
+        // Rounds of one signal of each kind; a round ends when grace has logged every kind of
+        // it, so each signal is handled before the next of its kind is sent (none coalesce).
+        // SIGTSTP goes alone: generating it would discard a SIGCONT still pending at grace.
+        let rounds = 20;
+        let batches = [
+            kinds
+                .iter()
+                .copied()
+                .filter(|&s| s != libc::SIGTSTP)
+                .collect(),
+            vec![libc::SIGTSTP],
+        ];
+        for round in 1..=rounds {
+            for batch in &batches {
+                for &sig in batch {
+                    send(g.pid(), sig).unwrap();
+                }
+                for &sig in batch {
+                    wait_for_log(&g, &format!("Signal({})", signal_name(sig)), round);
+                }
+            }
+        }
+        let outer = descendants(g.pid())
+            .into_iter()
+            .find(|&p| ns_pid(p) == Some(main))
+            .expect("the impostor, seen from outside");
+        send(outer, libc::SIGRTMAX()).unwrap();
+        let out = g.wait(PATIENCE);
+        let got: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("impostor got"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                control.as_str(),
+                &format!("impostor got {} from 0", libc::SIGRTMAX())
+            ],
+            "group {group}: the impostor got signals meant for the program:\n{}",
+            out.stdout
+        );
+        assert_eq!(out.code, 7, "{}", out.stdout);
+        eprintln!(
+            "figures: PID reuse (group {group}): {} signals sent to grace after pid {main} was \
+             reused, 0 reached the impostor; the control did",
+            rounds * kinds.len()
+        );
+    }
+}
+
+/// Waits until stdout holds `n` occurrences of `needle`.
+fn wait_for_log(g: &common::Grace, needle: &str, n: usize) {
+    let deadline = Instant::now() + PATIENCE;
+    while g.stdout().matches(needle).count() < n {
+        assert!(
+            Instant::now() < deadline,
+            "grace never logged {needle} {n} times"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Every process below `pid`, as the test sees them.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = vec![];
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        for task in fs::read_dir(format!("/proc/{p}/task"))
+            .into_iter()
+            .flatten()
+        {
+            let text =
+                fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+            for child in text.split_whitespace().map(|c| c.parse::<i32>().unwrap()) {
+                found.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    found
+}
+
+/// The PID of `pid` in its own (innermost) namespace, from the NSpid line of its status.
+fn ns_pid(pid: i32) -> Option<i32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    line.split_whitespace().last()?.parse().ok()
+}
+
+// ---- descriptors ---------------------------------------------------------------------------
+
+/// Lists the shell's own descriptors as `fd N KIND`, with pipe and socket inodes left out (they
+/// differ between runs). The glob's directory descriptor is listed too, in every run alike.
+const LIST_FDS: &str = "for f in /proc/$$/fd/*; do \
+    t=$(readlink $f); echo \"fd ${f##*/} ${t%%:\\[*}\"; done";
+
+fn fd_lines(stdout: &str, prefix: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(String::from)
+        .collect()
+}
+
+/// The same listing without grace, with the same stdio as the harness gives grace.
+fn control_fds(mode: Mode, before: &str) -> Vec<String> {
+    let script = format!("{before}{LIST_FDS}");
+    let mut argv: Vec<&str> = match mode {
+        Mode::Init => vec!["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"],
+        Mode::Child => vec![],
+    };
+    argv.extend(["sh", "-c", &script]);
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    fd_lines(&String::from_utf8_lossy(&out.stdout), "")
+}
+
+/// The program, and a pre-stop hook started long after grace set itself up, see exactly the
+/// descriptors they would see without grace: none that grace opened leaks into them.
+#[test]
+fn the_program_and_the_hook_see_no_descriptor_of_graces() {
+    need_namespaces!();
+    for mode in [Mode::Init, Mode::Child] {
+        let control = control_fds(mode, "");
+        // The negative control: one extra descriptor does show in the listing.
+        let leaky = control_fds(mode, "exec 9</dev/null; ");
+        assert_ne!(leaky, control, "the listing cannot see an extra descriptor");
+        let hook = format!("sh -c '{}'", LIST_FDS.replace("fd ", "hook fd "));
+        let program = format!(
+            "{LIST_FDS}; trap '' HUP WINCH; trap 'exit 0' TERM; echo ready; \
+             while :; do sleep 1 & wait $!; done"
+        );
+        let g = grace(mode, &["-vv", "--pre-stop", &hook, "sh", "-c", &program]).start();
+        g.expect_line("ready");
+        for _ in 0..20 {
+            g.signal("HUP");
+            g.signal("WINCH");
+        }
+        g.signal("TERM");
+        let out = g.wait(PATIENCE);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(
+            fd_lines(&out.stdout, "fd "),
+            control[..]
+                .iter()
+                .map(|l| l["fd ".len()..].to_string())
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(
+            fd_lines(&out.stdout, "hook fd "),
+            fd_lines(&out.stdout, "fd ")
+        );
+    }
+}
+
+// ---- bad input -------------------------------------------------------------------------------
+
+/// Runs grace with raw (possibly non-UTF-8) arguments and one GRACE_* variable; returns the exit
+/// code, stdout and stderr.
+fn run_raw(args: &[&[u8]], env: Option<(&str, &[u8])>) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(common::GRACE);
+    cmd.args(args.iter().map(|a| OsStr::from_bytes(a)))
+        .env_remove("GRACE_LOG")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null());
+    if let Some((key, value)) = env {
+        cmd.env(key, OsStr::from_bytes(value));
+    }
+    let out = cmd.output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+fn assert_one_usage_line(args: &[&[u8]], env: Option<(&str, &[u8])>) {
+    let (code, stdout, stderr) = run_raw(args, env);
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let args_shown: Vec<String> = args.iter().map(|a| lossy(a)).collect();
+    let env_shown = env.map(|(k, v)| format!("{k}={}", lossy(v)));
+    let shown = format!("{args_shown:?} {env_shown:?}: exit {code:?}, stderr {stderr:?}");
+    assert_eq!(code, Some(2), "{shown}");
+    assert_eq!(stderr.lines().count(), 1, "{shown}");
+    assert!(stderr.starts_with("grace: "), "{shown}");
+    assert_eq!(stdout, "", "{shown}");
+}
+
+/// The parsers' property tests live in src/cli/proptests.rs; this runs a few nasty inputs
+/// through the real binary: exit 2 and exactly one `grace:` line, nothing started.
+#[test]
+fn nasty_arguments_give_exit_2_and_one_grace_line() {
+    let long = [b"9".repeat(100_000), b"x".to_vec()].concat();
+    let cases: &[&[&[u8]]] = &[
+        &[b"-t", b"\xff\xfe", b"app"],
+        &[b"--\xff", b"app"],
+        &[b"-\x01", b"app"],
+        &[b"--drain", b"1e999", b"app"],
+        &[b"--grace", b"99999999999999999999999h", b"app"],
+        &[b"--grace", &long, b"app"],
+        &[b"--grace=", b"app"],
+        &[b"--success-exit", b"-1", b"app"],
+        &[b"--rewrite", b":", b"app"],
+        &[b"--rewrite", b"RTMAX-99:TERM", b"app"],
+        &[b"--rewrite", b"TERM:RTMIN+999999999", b"app"],
+        &[b"--pre-stop", b"\"unterminated", b"app"],
+        &[b"--pdeathsig", b"SIG", b"app"],
+        &[b"-vvvvvvvvvx", b"app"],
+        &[b"-t"],
+        &[],
+    ];
+    for args in cases {
+        assert_one_usage_line(args, None);
+    }
+    for (key, value) in [
+        ("GRACE_REWRITE", &b",,,:"[..]),
+        ("GRACE_SUCCESS_EXIT", b"0,\xff"),
+        ("GRACE_GROUP", b"\xc3\x28"),
+        ("GRACE_PRE_STOP", b"'"),
+    ] {
+        assert_one_usage_line(&[b"app"], Some((key, value)));
+    }
+}
+
+#[test]
+#[ignore = "bug: RTMIN+2147483647 overflows (exit 101 in debug builds) and a newline in a value gives a two-line error"]
+fn bug_nasty_arguments_that_break_the_one_line_rule() {
+    for args in [
+        &[&b"--pdeathsig"[..], b"RTMIN+2147483647", b"app"][..],
+        &[b"--rewrite", b"RTMIN+2147483614:TERM", b"app"],
+        &[b"--grace", b"1\nx", b"app"],
+        &[b"--bogus\nflag", b"app"],
+    ] {
+        assert_one_usage_line(args, None);
+    }
 }
