@@ -592,3 +592,6 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests;
