@@ -47,6 +47,8 @@ def rows():
             "burst_ms"),
         Row("sig50", "Signal forwarding latency p50", "µs", "signals", "p50_us"),
         Row("sig99", "Signal forwarding latency p99", "µs", "signals", "p99_us"),
+        Row("sigcpu", "CPU per forwarded signal, scheduler run time", "µs", "signals",
+            "cpu_us"),
         Row("stop", "Stop latency: SIGTERM until the init has exited", "ms", "stop", "stop_ms"),
         Row("docker", "docker stop duration", "ms", "docker", "stop_ms", static_only=True),
     ]
@@ -134,7 +136,8 @@ def markdown(results, names, table):
         "",
         f"Measured {m['date']} by `bench/run` ({results['seconds']} s of measuring) on "
         f"{m['cores']} cores of {m['cpu']}, Linux {m['kernel']}, Debian {m['debian']}; "
-        f"load average {m['loadavg'][0]} at the start.",
+        f"load average {m['loadavg'][0]} at the start"
+        + (f"; run under `nice -n {m['nice']}`." if m.get("nice") else "."),
         f"grace {m['grace_version'].split()[-1]} ({m['grace_source']}; static musl build, "
         f"{m['rustc']}); "
         + ", ".join(f"{p} {v}" for p, v in m["packages"].items()) + " (Debian packages).",
@@ -287,6 +290,7 @@ def short_label(label):
         "Time to reap a burst of simultaneous orphan exits": "Burst fully reaped",
         "Signal forwarding latency p50": "Signal forwarding p50",
         "Signal forwarding latency p99": "Signal forwarding p99",
+        "CPU per forwarded signal, scheduler run time": "CPU / forwarded signal",
         "Stop latency: SIGTERM until the init has exited": "Stop latency",
         "Binary size, static build": "Static binary size",
     }.get(label, label)
