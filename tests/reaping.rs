@@ -78,7 +78,7 @@ fn memory_stays_flat_under_reaping_storms() {
     need_namespaces!();
     // Four storms of orphans. grace's RSS after the last may not exceed its RSS after the first
     // by more than a little: a leak of even 64 bytes per reap would add hundreds of kB.
-    let g = grace(Mode::Init, &["python3", &fixture("storms.py"), "2000"]).start();
+    let g = grace(Mode::Init, &["python3", &fixture("storms.py"), "1000"]).start();
     g.expect_line("ready");
     let mut rss = vec![];
     for storm in 1..=4 {

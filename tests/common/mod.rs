@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub const GRACE: &str = env!("CARGO_BIN_EXE_grace");
 
 /// The generous default deadline for anything a test waits for.
-pub const PATIENCE: Duration = Duration::from_secs(20);
+pub const PATIENCE: Duration = Duration::from_secs(60);
 
 pub fn fixture(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
