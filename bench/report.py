@@ -203,14 +203,15 @@ def markdown(results, names, table):
 # --- chart ------------------------------------------------------------------------------------
 
 GRACE_COLOUR, PEER_COLOUR, BEST_COLOUR, NA_COLOUR = "#d9480f", "#adb5bd", "#495057", "#e9ecef"
-CANDIDATE_COLOUR = "#f59f00"  # --also binaries: variants of grace, not peers
+CANDIDATE_COLOUR = "#4dabf7"  # --also binaries: variants of grace, not peers
 
 
 def chart(results, names, table):
     """Small multiples: one panel per metric, one bar per init, bars scaled to the panel's
     largest value, a dashed line at the best peer, grace's ratio in the panel's corner."""
-    cols, pw, bar_h, gap = 3, 330, 13, 4
-    label_w, value_w = 78, 70
+    cols, bar_h, gap = 3, 13, 4
+    label_w, value_w = max(78, 12 + 6.5 * max(len(n) for n in names)), 70
+    pw = int(252 + label_w)
     ph = 34 + len(names) * (bar_h + gap) + 8
     n_rows = math.ceil(len(table) / cols)
     width, head = cols * pw + 20, 64
