@@ -483,10 +483,12 @@ impl Raw {
     }
 
     fn start_with(mode: Mode, args: &[&str], stdin: Stdio, stderr: Stdio) -> Raw {
-        let mut argv: Vec<&str> = match mode {
-            Mode::Init => vec!["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"],
-            Mode::Child => vec![],
-        };
+        // If the test is killed (a nextest time-out), its Drop never runs: the parent-death
+        // signal still takes grace, or unshare and with it the namespace, down.
+        let mut argv = vec!["setpriv", "--pdeathsig", "KILL"];
+        if mode == Mode::Init {
+            argv.extend(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]);
+        }
         argv.push(common::GRACE);
         argv.extend(args);
         let mut child = Command::new(argv[0])
