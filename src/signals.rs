@@ -122,28 +122,29 @@ impl Source {
     /// deadline it sleeps until a signal comes: no periodic wake-up.
     pub fn next(&self, deadline: Option<Instant>) -> io::Result<Option<Sig>> {
         loop {
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Ok(None);
-                    }
-                    // Rounded up, so we never wake a hair early and spin; beyond poll's range
-                    // (24 days) we wake at the range's end and wait again.
-                    let ms = left.as_nanos().div_ceil(1_000_000);
-                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+            if let Some(d) = deadline {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
                 }
-            };
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(0) => continue, // timed out: the deadline check above decides
-                Ok(_) => {}
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
+                // Rounded up, so we never wake a hair early and spin; beyond poll's range
+                // (24 days) we wake at the range's end and wait again.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                let timeout = PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, timeout) {
+                    Ok(0) => continue, // timed out: the deadline check above decides
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
             }
-            let Some(info) = self.fd.read_signal()? else {
-                continue;
+            // Without a deadline the read itself blocks (the signalfd is not O_NONBLOCK): one
+            // system call per signal instead of poll + read, as catatonit.
+            let info = match self.fd.read_signal() {
+                Ok(Some(info)) => info,
+                Ok(None) | Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             };
             let sig = Sig(info.ssi_signo as i32);
             // The kernel raises SIGPIPE for our own write to a closed pipe (our stderr, say)
