@@ -115,9 +115,20 @@ impl Run {
 
     pub fn start(self) -> Grace {
         let mut argv: Vec<String> = match self.mode {
-            Mode::Init => ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"]
-                .map(String::from)
-                .to_vec(),
+            // setpriv: if the test dies (a nextest time-out), unshare gets SIGKILL, and
+            // --kill-child takes grace and its whole namespace with it.
+            Mode::Init => [
+                "setpriv",
+                "--pdeathsig",
+                "KILL",
+                "unshare",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+            ]
+            .map(String::from)
+            .to_vec(),
             Mode::Child => vec![],
         };
         argv.extend(self.prefix);
