@@ -551,8 +551,8 @@ impl Supervisor {
         } else if let Some(terminal) = &self.terminal {
             log::info!("program stopped by {sig}; stopping grace too, `fg` resumes both");
             terminal.reclaim();
-            // SIGSTOP to ourselves stops the whole process (the signal thread too) before kill
-            // returns; we go on from here once the shell sends SIGCONT.
+            // SIGSTOP to ourselves stops grace before kill returns; we go on from here once
+            // the shell sends SIGCONT.
             _ = sys::send(nix::unistd::getpid().as_raw(), Sig(libc::SIGSTOP));
             terminal.give_to(main);
             _ = sys::send(group, Sig(libc::SIGCONT));
