@@ -2,7 +2,7 @@
 //! finish what it started, and just enough HTTP/1.1 to serve and to call another service
 //! (one request per connection, `Connection: close`).
 //!
-//! std only, plus signal-hook (a dependency of grace already) to notice SIGTERM.
+//! std only, plus signal-hook (a dev-dependency of grace) to notice SIGTERM.
 //! Each example uses part of this module.
 #![allow(dead_code)]
 
