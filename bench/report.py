@@ -176,7 +176,12 @@ def markdown(results, names, table):
         "at the same moment; \"time to reap a burst\" is the median burst.",
         f"- Signals: {results['signals']['grace']['n']} SIGUSR1 per init "
         f"({plan['runs']} runs × {plan['signals']}). dumb-init forwards to the program's "
-        "process group (its default setsid mode); the others to the program's PID.",
+        "process group (its default setsid mode); the others to the program's PID. dumb-init "
+        "also runs the program in a session of its own"
+        + (f", which with `kernel.sched_autogroup_enabled = {m['sched_autogroup']}` "
+           "puts it in a scheduling group of its own: that, not dumb-init's code, is its lead "
+           "on the signal rows (bench/proposals/README.md)."
+           if m.get("sched_autogroup") == "1" else "."),
         f"- Start-up baseline: `unshare … /bin/true` alone takes "
         f"{fmt(results['startup']['baseline_ms'])} ms; the row is the difference of medians "
         f"over {results['startup']['grace']['n']} runs each.",
