@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         // _exit: nothing is left to clean up (no stdout written while supervising, log lines
         // written whole), and as PID 1 the time from the program's exit to ours is the tail of
         // every `docker stop`; std's exit runtime cost 20-27 us of ~230 (bench/proposals).
-        Ok(code) => nix::unistd::_exit(code.into()),
+        Ok(code) => sys::exit_now(code),
         Err(e) => fail(personality, e),
     }
 }

@@ -1,6 +1,6 @@
 //! The crate's only `unsafe` code: what neither std nor nix offers safely.
 //!
-//! Three things live here, each because the safe wrappers cannot do it:
+//! What lives here, each because the safe wrappers cannot do it:
 //! - [`before_exec`]: work in the forked child between fork and exec (`pre_exec` is unsafe by
 //!   nature: only async-signal-safe calls are allowed there, signal-safety(7));
 //! - [`send`] and [`wait_any`]: nix's `Signal` and `WaitStatus` cannot name the real-time
@@ -8,7 +8,8 @@
 //!   same choice for the raw wait status);
 //! - [`ignore`]: setting `SIG_IGN` is safe in itself, but nix's `signal()` is `unsafe` for its
 //!   handler variant;
-//! - [`sigset`]: nix's `SigSet::add` takes only `Signal`, which cannot name real-time signals.
+//! - [`sigset`]: nix's `SigSet::add` takes only `Signal`, which cannot name real-time signals;
+//! - [`exit_now`]: `_exit(2)`, which nix 0.32 does not wrap.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -107,4 +108,12 @@ pub fn sigset(signals: impl Iterator<Item = Sig>) -> SigSet {
         }
         SigSet::from_sigset_t_unchecked(set.assume_init())
     }
+}
+
+/// Ends grace at once with `code`: no destructors, no std runtime clean-up, no atexit handlers.
+/// nix 0.32 has no safe `_exit`. grace writes nothing to stdout while supervising and its log
+/// lines are written whole, so nothing buffered is lost.
+pub fn exit_now(code: u8) -> ! {
+    // SAFETY: _exit(2) takes an integer, touches no memory of ours and never returns.
+    unsafe { libc::_exit(code.into()) }
 }
