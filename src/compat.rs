@@ -14,7 +14,7 @@ use std::path::Path;
 use lexopt::prelude::*;
 
 use crate::cli::{self, Cli, Config};
-use crate::error::Error;
+use crate::error::{describe, Error};
 use crate::signals::Sig;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,13 +64,6 @@ impl Personality {
             (Personality::DumbInit, _) => (format!("[dumb-init] {e}"), 1),
             (Personality::Grace, _) => (format!("grace: {e}"), e.exit_code()),
         }
-    }
-}
-
-fn describe(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
     }
 }
 

@@ -41,7 +41,7 @@ impl Error {
 }
 
 /// The OS error without Rust's "(os error N)" suffix, e.g. "No such file or directory".
-fn describe(err: &io::Error) -> String {
+pub fn describe(err: &io::Error) -> String {
     match err.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
         None => err.to_string(),

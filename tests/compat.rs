@@ -207,11 +207,7 @@ fn dumb_init_rewrites_and_drops_like_dumb_init() {
         g.signal("HUP");
         g.signal("TERM");
         let out = g.wait(PATIENCE);
-        let got: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("got "))
-            .collect();
+        let got = common::got_lines(&out.stdout);
         assert_eq!((out.code, got), (0, vec!["got SIGUSR1"]), "{binary}");
     }
 }

@@ -171,11 +171,7 @@ fn rewrites_apply_and_a_rewrite_to_0_drops_the_signal() {
     g.signal("TERM"); // arrives as QUIT, which ends the fixture
     let out = g.wait(common::PATIENCE);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let got: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("got "))
-        .collect();
+    let got = common::got_lines(&out.stdout);
     assert_eq!(got, ["got SIGUSR2", "got SIGQUIT"]);
 }
 
@@ -189,11 +185,7 @@ fn rewrites_from_the_environment() {
     g.signal("WINCH");
     g.signal("TERM");
     let out = g.wait(common::PATIENCE);
-    let got: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("got "))
-        .collect();
+    let got = common::got_lines(&out.stdout);
     assert_eq!(got, ["got SIGQUIT"]);
 }
 

@@ -93,11 +93,7 @@ fn fault_and_terminal_output_signals_are_never_forwarded() {
     g.signal("TERM");
     let out = g.wait(common::PATIENCE);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let got: Vec<&str> = out
-        .stdout
-        .lines()
-        .filter(|l| l.starts_with("got "))
-        .collect();
+    let got = common::got_lines(&out.stdout);
     assert_eq!(got, ["got SIGHUP", "got SIGTERM"]);
 }
 
@@ -133,11 +129,7 @@ fn sigpipe_from_someone_else_is_forwarded_but_not_one_from_graces_own_writes() {
         g.signal("TERM");
         let out = g.wait(common::PATIENCE);
         assert_eq!(out.code, 0);
-        let got: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter(|l| l.starts_with("got "))
-            .collect();
+        let got = common::got_lines(&out.stdout);
         assert_eq!(
             got,
             ["got SIGHUP", "got SIGPIPE", "got SIGTERM"],

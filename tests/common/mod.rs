@@ -359,3 +359,8 @@ pub fn context_switches(pid: i32) -> u64 {
 pub fn python() -> PathBuf {
     PathBuf::from("python3")
 }
+
+/// The `got SIG…` lines a signal-reporting fixture printed, in order.
+pub fn got_lines(stdout: &str) -> Vec<&str> {
+    stdout.lines().filter(|l| l.starts_with("got ")).collect()
+}
